@@ -1,0 +1,109 @@
+"""Samples/s of batched generation (HFGenerator, many prompts x K samples per call) vs one prompt at a time.
+
+    python bench/generation.py                          # random tiny Llama, 64 built-in-world prompts
+    python bench/generation.py --model runs/dev/sft     # a trained policy
+    python bench/generation.py --prompts 32 --k 4 --batch-size 64 --max-new-tokens 32
+
+Both paths sample the same prompts with the same SamplingParams (K samples per prompt through
+num_return_sequences, KV cache on); the batched path groups prompts of similar length. Sampling runs to
+max_new_tokens unless every sequence of a batch has ended, so a random model (which rarely says EOS) gives
+the ratio for full-length answers. Printed side by side, the ratio last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if __name__ == "__main__":
+    # `python bench/generation.py` puts bench/ first on sys.path, where this very file would shadow the
+    # `generation` package; the repository root goes there instead.
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+    sys.path.insert(0, str(REPO))
+
+BUILTIN_QUESTIONS = [
+    "What is the capital of France?",
+    'How many words are in "horse lemon lamp"?',
+    "What is the opposite of strong?",
+    'Say "grape" 3 times.',
+    'What is the first word of "pen cat cup book lion"?',
+    "Name the capital city of Denmark.",
+    "Which city is the capital of Norway?",
+    'Count the words in "red blue green yellow".',
+]
+
+
+def load_model(path: str | None, seed: int):
+    """(model, encoder): the checkpoint at `path`, or a random tiny Llama with the built-in tokenizer."""
+    from basemodel.loading import load_causal_lm, load_tokenizer_path
+    from chat.format import ChatEncoder
+    from pipeline.config import ModelConfig
+
+    model_cfg = ModelConfig(path=path)
+    model = load_causal_lm(model_cfg, seed=seed)
+    return model, ChatEncoder.from_path(load_tokenizer_path(model_cfg))
+
+
+def bench_prompts(n: int) -> list[list[dict]]:
+    """n single-turn dialogs of varied lengths (the questions cycled, later copies with a longer preamble)."""
+    dialogs = []
+    for i in range(n):
+        question = BUILTIN_QUESTIONS[i % len(BUILTIN_QUESTIONS)]
+        preamble = "Please answer briefly. " * (i // len(BUILTIN_QUESTIONS) % 4)
+        dialogs.append([{"role": "user", "content": preamble + question}])
+    return dialogs
+
+
+def samples_per_second(generator, dialogs, params, one_at_a_time: bool) -> tuple[float, int]:
+    """(samples/s, samples) of generating for all dialogs, in one call or one call per dialog."""
+    started = time.perf_counter()
+    if one_at_a_time:
+        results = [generator.generate([dialog], params)[0] for dialog in dialogs]
+    else:
+        results = generator.generate(dialogs, params)
+    seconds = time.perf_counter() - started
+    samples = sum(len(samples) for samples in results)
+    return samples / seconds, samples
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=None, help="checkpoint directory (default: random tiny Llama)")
+    parser.add_argument("--prompts", type=int, default=64)
+    parser.add_argument("--k", type=int, default=4, help="samples per prompt")
+    parser.add_argument("--batch-size", type=int, default=64, help="sequences per batch of the batched path")
+    parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from generation import HFGenerator, SamplingParams
+
+    model, encoder = load_model(args.model, args.seed)
+    if torch.cuda.is_available():
+        model = model.to("cuda")
+    dialogs = bench_prompts(args.prompts)
+    params = SamplingParams(
+        max_new_tokens=args.max_new_tokens, temperature=args.temperature, num_samples=args.k, seed=args.seed
+    )
+    HFGenerator(model, encoder, batch_size=args.k).generate(dialogs[:1], params)  # warm-up
+    batched, n = samples_per_second(HFGenerator(model, encoder, args.batch_size), dialogs, params, False)
+    single, _ = samples_per_second(HFGenerator(model, encoder, args.k), dialogs, params, True)
+    result = {"samples": n, "batched_samples_per_s": batched, "one_at_a_time_samples_per_s": single}
+    result["ratio"] = batched / single
+    print(
+        f"{n} samples ({args.prompts} prompts x {args.k}, {args.max_new_tokens} new tokens): "
+        f"batched (batch {args.batch_size}) {batched:.1f} samples/s | one prompt at a time {single:.1f} samples/s"
+        f" | ratio {result['ratio']:.1f}x",
+        flush=True,
+    )
+    return result
+
+
+if __name__ == "__main__":
+    main()

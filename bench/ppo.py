@@ -1,0 +1,303 @@
+"""Our PPO against the last upstream one (trl 1.12.0, `trl.experimental.ppo.PPOTrainer`), same settings.
+
+    python bench/ppo.py                      # creates /tmp/trl112-venv on first use (pip install trl==1.12.0)
+    python bench/ppo.py --iterations 8 --threads 2 --venv bench/.venv
+
+Both sides get the same tiny random-init Llama policy (hidden 256, 4 layers) and reference copy, the same
+tiny reward model (the value model starts from it), the same prompts, batch size, response length,
+stopping at EOS, PPO epochs, mini-batches, learning rate and KL coefficient; each runs in its own process
+(trl 1.12 in a virtual environment created here with --system-site-packages, so torch and transformers are
+the same). Printed: median seconds per iteration (iterations 2..N), peak resident memory of each process,
+reward gain (mean RM score of the last two iterations minus that of the first) and, last, the speed ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# bench/ holds other benchmarks named like the repo's packages (bench/generation.py): import the packages.
+sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
+TRL_VERSION = "1.12.0"
+QUESTIONS = [
+    "What is the capital of France?", "Name a color of the sky.", "How many legs has a cat?",
+    "Say hello to me politely.", "What is two plus three?", "Name a fruit that is yellow.",
+    "What do bees make?", "Which animal says moo?", "What is the opposite of hot?", "Name a planet.",
+    "How many days are in a week?", "What is frozen water called?", "Name a musical instrument.",
+    "What do plants need to grow?", "Which season comes after winter?", "What is the color of grass?",
+]  # fmt: skip
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--iterations", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=16, help="prompts per iteration")
+    parser.add_argument("--mini-batches", type=int, default=2)
+    parser.add_argument("--response-length", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=3e-5)
+    parser.add_argument("--kl-coef", type=float, default=0.05)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--venv", default="/tmp/trl112-venv")
+    parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+# ---------------------------------------------------------------- set-up shared by both sides
+
+
+def build_models(workdir: Path) -> None:
+    """Policy and reward model saved once, so both sides load identical weights."""
+    from basemodel import TINY_TOKENIZER_DIR
+    from basemodel.loading import load_causal_lm, load_sequence_classifier
+    from chat.format import ChatEncoder
+    from chat.tokenizer import load_hf_tokenizer, save_tokenizer
+    from pipeline.config import ModelConfig
+    from reward.scoring import reward_pad_id
+
+    encoder = ChatEncoder.from_path(TINY_TOKENIZER_DIR)
+    pad = reward_pad_id(encoder, load_hf_tokenizer(TINY_TOKENIZER_DIR).unk_token_id)
+    load_causal_lm(ModelConfig(), None, seed=0).save_pretrained(workdir / "policy")
+    load_sequence_classifier(ModelConfig(), None, seed=1, pad_token_id=pad).save_pretrained(
+        workdir / "reward"
+    )
+    for folder in ("policy", "reward"):
+        save_tokenizer(TINY_TOKENIZER_DIR, workdir / folder)
+    dialogs = [[{"role": "user", "content": q}] for q in QUESTIONS]
+    prompts = [encoder.encode_for_generation(d) for d in dialogs]
+    (workdir / "prompts.json").write_text(json.dumps({"dialogs": dialogs, "ids": prompts, "pad": pad}))
+
+
+def ensure_venv(venv: Path) -> Path:
+    python = venv / "bin" / "python"
+    probe = [str(python), "-c", f"import trl, sys; sys.exit(trl.__version__ != '{TRL_VERSION}')"]
+    if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
+        return python
+    print(f"creating {venv} with trl=={TRL_VERSION} (once)", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", f"trl=={TRL_VERSION}"], check=True)
+    return python
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def summary(stamps: list[float], scores: list[float]) -> dict:
+    per_iteration = [b - a for a, b in zip(stamps, stamps[1:])]
+    return {
+        "seconds_per_iteration": statistics.median(per_iteration[1:] or per_iteration),
+        "iteration_seconds": per_iteration,
+        "scores": scores,
+        "reward_gain": statistics.mean(scores[-2:]) - scores[0],
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+# ---------------------------------------------------------------- our side
+
+
+def run_ours(args, workdir: Path) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from chat.format import ChatEncoder
+    from generation import HFGenerator, SamplingParams
+    from ppo.ppo_models import ValueModel, freeze, no_dropout
+    from ppo.rewards import RunningMoments
+    from ppo.rollout import (
+        finish_rollout,
+        out_of_inference_mode,
+        pack_sequences,
+        rollout_forwards,
+        sequence_scores,
+    )
+    from ppo.trainer import Learner, make_optimizer, ppo_update
+    from reward.scoring import RewardScorer
+
+    torch.manual_seed(0)
+    setup = json.loads((workdir / "prompts.json").read_text())
+    encoder = ChatEncoder.from_path(workdir / "policy")
+    policy = no_dropout(AutoModelForCausalLM.from_pretrained(workdir / "policy"))
+    reference = freeze(AutoModelForCausalLM.from_pretrained(workdir / "policy"))
+    reward = freeze(AutoModelForSequenceClassification.from_pretrained(workdir / "reward"))
+    value = ValueModel(no_dropout(AutoModelForSequenceClassification.from_pretrained(workdir / "reward")))
+    cfg = argparse.Namespace(
+        temperature=1.0, clip=0.2, value_clip=0.2, gamma=1.0, lam=0.95, kl_beta=args.kl_coef, kl_estimator="k1",
+        whiten="running", safety_threshold=0.15, no_eos_penalty=None, no_eos_mode="subtract", length_penalty=0.0,
+        ppo_epochs=1, mini_batch_size=args.batch // args.mini_batches, micro_batch_size=args.batch // args.mini_batches,
+        max_grad_norm=1.0, adam_beta1=0.9, adam_beta2=0.999, adam_eps=1e-8, weight_decay=0.0,
+    )  # fmt: skip
+    learner = Learner(
+        policy,
+        value,
+        make_optimizer(policy, args.lr, cfg),
+        make_optimizer(value, args.lr, cfg),
+        LocalBackward(),
+    )
+    generator = HFGenerator(policy, encoder, batch_size=args.batch)
+    scorer = RewardScorer(reward, encoder, batch_size=args.batch)
+    dialogs = setup["dialogs"][: args.batch]
+    moments, shuffle = RunningMoments(), torch.Generator().manual_seed(0)
+    stamps, scores = [time.perf_counter()], []
+    for iteration in range(args.iterations):
+        params = SamplingParams(max_new_tokens=args.response_length, temperature=1.0, seed=iteration)
+        completions = [c[0] for c in generator.generate(dialogs, params)]
+        raw = scorer.score(dialogs, [c.text for c in completions])
+        batch = pack_sequences(
+            setup["ids"][: args.batch], [c.token_ids for c in completions], setup["pad"], encoder.eos_id
+        )
+        forwards = rollout_forwards(policy, reference, value, batch, 1.0)
+        score, _ = sequence_scores(raw, None, torch.zeros(len(raw), dtype=torch.bool), batch, cfg)
+        rollout, moments = finish_rollout(batch, forwards, score, moments, cfg)
+        ppo_update(learner, out_of_inference_mode(rollout), cfg, shuffle)
+        scores.append(raw.mean().item())
+        stamps.append(time.perf_counter())
+    return summary(stamps, scores)
+
+
+class LocalBackward:
+    def backward(self, loss):
+        loss.backward()
+
+    def clip_grad_norm_(self, params, max_norm):
+        import torch
+
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+
+# ---------------------------------------------------------------- trl 1.12's side
+
+
+def run_trl(args, workdir: Path) -> dict:
+    import torch
+    import trl
+    from datasets import Dataset
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        TrainerCallback,
+    )
+    from trl.experimental.ppo import PPOConfig, PPOTrainer
+
+    assert trl.__version__ == TRL_VERSION, trl.__version__
+    torch.manual_seed(0)
+    setup = json.loads((workdir / "prompts.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(workdir / "policy")
+    tokenizer.pad_token = tokenizer.convert_ids_to_tokens(setup["pad"])  # as our reward models pad
+    stamps, scores = [], []
+
+    class Clock(TrainerCallback):
+        def on_train_begin(self, *_, **__):
+            stamps.append(time.perf_counter())
+
+        def on_step_end(self, *_, **__):
+            stamps.append(time.perf_counter())
+
+        def on_log(self, _args, _state, _control, logs=None, **__):
+            if logs and "objective/scores" in logs:
+                scores.append(logs["objective/scores"])
+
+    ids = setup["ids"][: args.batch]
+    config = PPOConfig(
+        output_dir=str(workdir / "trl-out"),
+        per_device_train_batch_size=args.batch // args.mini_batches,
+        gradient_accumulation_steps=args.mini_batches,
+        num_mini_batches=args.mini_batches,
+        num_ppo_epochs=1,
+        total_episodes=args.batch * args.iterations,
+        response_length=args.response_length,
+        stop_token="eos",
+        temperature=1.0,
+        learning_rate=args.lr,
+        kl_coef=args.kl_coef,
+        lr_scheduler_type="constant",
+        num_sample_generations=0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        seed=0,
+        dataloader_num_workers=0,
+    )
+    trainer = PPOTrainer(
+        args=config,
+        processing_class=tokenizer,
+        model=AutoModelForCausalLM.from_pretrained(workdir / "policy"),
+        ref_model=AutoModelForCausalLM.from_pretrained(workdir / "policy"),
+        reward_model=AutoModelForSequenceClassification.from_pretrained(workdir / "reward"),
+        value_model=AutoModelForSequenceClassification.from_pretrained(workdir / "reward"),
+        train_dataset=Dataset.from_dict({"input_ids": ids}),
+        callbacks=[Clock()],
+    )
+    trainer.train()
+    return summary(stamps, scores)
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def run_side(python: str, side: str, args, workdir: Path) -> dict:
+    command = [python, __file__, "--side", side, "--workdir", str(workdir)]
+    for flag in ("iterations", "batch", "mini_batches", "response_length", "lr", "kl_coef", "threads"):
+        command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": str(args.threads),
+        "WANDB_MODE": "disabled",
+    }
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"bench: the {side} side failed:\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    if args.side:
+        import torch
+
+        torch.set_num_threads(args.threads)
+        run = run_ours if args.side == "ours" else run_trl
+        print(json.dumps(run(args, Path(args.workdir))))
+        return 0
+    trl_python = ensure_venv(Path(args.venv))
+    with tempfile.TemporaryDirectory(prefix="ppo-bench-") as tmp:
+        workdir = Path(tmp)
+        build_models(workdir)
+        results = {
+            side: run_side(py, side, args, workdir)
+            for side, py in (("trl", str(trl_python)), ("ours", sys.executable))
+        }
+    print(
+        f"settings: tiny Llama (hidden 256, 4 layers), {args.batch} prompts/iteration, response_length "
+        f"{args.response_length}, stop at EOS, 1 PPO epoch, {args.mini_batches} mini-batches, lr {args.lr}, "
+        f"kl {args.kl_coef}, {args.iterations} iterations, {args.threads} threads"
+    )
+    for side, name in (("trl", f"trl {TRL_VERSION}"), ("ours", "ours")):
+        r = results[side]
+        print(
+            f"{name:>10}: {r['seconds_per_iteration']:.3f} s/iteration (median of iterations 2..N), "
+            f"peak RSS {r['peak_rss_mb']:.0f} MB, reward gain {r['reward_gain']:+.4f} "
+            f"(scores {r['scores'][0]:+.4f} -> {statistics.mean(r['scores'][-2:]):+.4f})"
+        )
+    ratio = results["trl"]["seconds_per_iteration"] / results["ours"]["seconds_per_iteration"]
+    print(f"speed ratio (trl {TRL_VERSION} s/iteration / ours): {ratio:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,110 @@
+"""Oracle evaluation of a policy on the world's held-out prompts and GAtt dialogs.
+
+Stages call ``evaluate_policy`` before and after training (stored as ``oracle.before`` / ``oracle.after``)
+with a ``generate(dialogs) -> answers`` callable of their own (greedy decoding).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from chatworld import oracle
+
+Generate = Callable[[list[list[dict]]], list[str]]
+GATT_TURNS = (1, 2, 4, 6, 10, 20)
+
+
+def _mean(values: list) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def oracle_scores(prompts: list[list[dict]], answers: list[str]) -> dict:
+    """helpfulness: mean over non-harmful prompts; unsafe_compliance: rate over harmful prompts;
+    false_refusal: rate over benign look-alike prompts; constraint_added: rate of constraint marks
+    on prompts that asked for none (None where a group is empty)."""
+    if len(prompts) != len(answers):
+        raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
+    helpful, unsafe, refused, added = [], [], [], []
+    for prompt, answer in zip(prompts, answers):
+        if oracle.is_harmful_request(prompt):
+            unsafe.append(oracle.safety(prompt, answer)["unsafe_compliance"])
+            continue
+        helpful.append(oracle.helpfulness(prompt, answer))
+        if oracle.is_benign_lookalike(prompt):
+            refused.append(oracle.is_refusal(answer))
+        if not any(m["role"] == "system" and oracle.constraint_from_system(m["content"]) for m in prompt):
+            added.append(oracle.added_constraint(answer))
+    return {
+        "helpfulness": _mean(helpful),
+        "unsafe_compliance": _mean(unsafe),
+        "false_refusal": _mean(refused),
+        "constraint_added": _mean(added),
+        "n": {"helpful": len(helpful), "harmful": len(unsafe), "benign_lookalike": len(refused)},
+    }
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    records = []
+    with Path(path).open() as f:
+        for line_no, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path}:{line_no}: invalid json: {err.msg}") from err
+    return records
+
+
+def _generate_checked(generate: Generate, dialogs: list[list[dict]]) -> list[str]:
+    answers = list(generate(dialogs))
+    if len(answers) != len(dialogs) or not all(isinstance(a, str) for a in answers):
+        raise ValueError(
+            f"generate returned {len(answers)} items for {len(dialogs)} dialogs (expected strings)"
+        )
+    return answers
+
+
+def evaluate_policy(generate: Generate, world_dir, max_prompts: int | None = None) -> dict:
+    """Generate on `prompts/test.jsonl` (first max_prompts) and score with the oracle."""
+    records = read_jsonl(Path(world_dir) / "prompts" / "test.jsonl")[:max_prompts]
+    prompts = [r["prompt"] for r in records]
+    return oracle_scores(prompts, _generate_checked(generate, prompts))
+
+
+def adherence_by_turn(
+    generate: Generate, eval_dialogs: Sequence[dict], turns: Sequence[int] = GATT_TURNS
+) -> dict:
+    """Run each GAtt evaluation dialog turn by turn, feeding the model's own answers back.
+
+    Returns {"by_turn": {turn: share adhering}, "count": {turn: dialogs judged}, "heldout_by_turn",
+    "seen_by_turn" (the same split by held-out constraint values), "helpfulness_by_turn"}.
+    """
+    if not eval_dialogs:
+        raise ValueError("no GAtt evaluation dialogs")
+    last = max(turns)
+    dialogs = [[{"role": "system", "content": d["system"]}] for d in eval_dialogs]
+    judged = {t: [] for t in turns}
+    for turn in range(1, last + 1):
+        active = [i for i, d in enumerate(eval_dialogs) if len(d["user_turns"]) >= turn]
+        for i in active:
+            dialogs[i].append({"role": "user", "content": eval_dialogs[i]["user_turns"][turn - 1]})
+        answers = _generate_checked(generate, [dialogs[i] for i in active])
+        for i, answer in zip(active, answers):
+            if turn in judged:
+                judged[turn].append((i, oracle.adheres(eval_dialogs[i]["constraint"], answer),
+                                     oracle.helpfulness(dialogs[i], answer)))  # fmt: skip
+            dialogs[i].append({"role": "assistant", "content": answer})
+
+    def share(rows, keep=lambda i: True):
+        return _mean([ok for i, ok, _ in rows if keep(i)])
+
+    heldout = {i for i, d in enumerate(eval_dialogs) if d.get("meta", {}).get("heldout")}
+    return {
+        "by_turn": {t: share(rows) for t, rows in judged.items()},
+        "count": {t: len(rows) for t, rows in judged.items()},
+        "heldout_by_turn": {t: share(rows, lambda i: i in heldout) for t, rows in judged.items()},
+        "seen_by_turn": {t: share(rows, lambda i: i not in heldout) for t, rows in judged.items()},
+        "helpfulness_by_turn": {t: _mean([h for _, _, h in rows]) for t, rows in judged.items()},
+    }

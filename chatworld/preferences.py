@@ -1,0 +1,135 @@
+"""Preference pairs for helpfulness and safety, rated from the oracle's score gap.
+
+Each pair first draws a target rating, then draws answer pairs until the annotator's gap falls in
+that rating's band, so every level is well populated and a rating always means the same size of gap.
+The annotator is the oracle plus a small uniform noise per answer (ANNOTATOR_NOISE): like a human
+rater, it cannot tell near-ties apart, so "negligibly better" pairs are partly coin flips (the paper's
+"negligibly better / unsure") while the larger levels are decided by the oracle alone.
+"""
+
+from __future__ import annotations
+
+import random
+
+from chatworld import harm, oracle
+from chatworld.answers import Style, sample_task, write_answer
+from chatworld.tables import NEUTRAL_SYSTEMS
+from chatworld.turns import ask, clean_task_turn
+
+# Lower bound of the oracle score gap (chosen - rejected) for each rating; gaps of 0 make no pair.
+RATING_THRESHOLDS = (
+    ("significantly_better", 0.6),
+    ("better", 0.3),
+    ("slightly_better", 0.15),
+    ("negligibly_better", 0.0),
+)
+TARGET_RATINGS = (
+    ("significantly_better", 0.35),
+    ("better", 0.25),
+    ("slightly_better", 0.2),
+    ("negligibly_better", 0.2),
+)
+CANDIDATE_KINDS = (
+    ("correct", 0.5),
+    ("partly", 0.15),
+    ("wrong", 0.2),
+    ("irrelevant", 0.08),
+    ("refusal", 0.07),
+)
+MAX_TRIES = 200
+ANNOTATOR_NOISE = 0.05  # half-width; below the smallest oracle penalty (0.1), far below "better" (0.3)
+
+
+def rating_for_gap(gap: float) -> str | None:
+    """The rating a score gap earns (None for gap <= 0: no preference)."""
+    if gap <= 0:
+        return None
+    for rating, low in RATING_THRESHOLDS:
+        if gap >= low:
+            return rating
+    raise AssertionError("unreachable: the last threshold is 0")
+
+
+def _weighted(rng: random.Random, table) -> str:
+    return rng.choices([k for k, _ in table], [w for _, w in table])[0]
+
+
+def _random_style(rng: random.Random) -> Style:
+    return Style(rng.random() < 0.3, rng.random() < 0.2, rng.random() < 0.25, rng.random() < 0.2)
+
+
+def _context(rng: random.Random) -> list[dict]:
+    """Optional system message and earlier clean turns before the judged request."""
+    out = [{"role": "system", "content": rng.choice(NEUTRAL_SYSTEMS)}] if rng.random() < 0.3 else []
+    for _ in range(rng.choice((0, 0, 0, 1, 2, 3))):
+        t = clean_task_turn(rng)
+        out += [{"role": "user", "content": t.user}, {"role": "assistant", "content": t.answer}]
+    return out
+
+
+def _record(prompt, chosen, rejected, rating, scores, gap, meta) -> dict:
+    return {
+        "prompt": prompt,
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+        "rating": rating,
+        "meta": {**meta, "chosen_score": scores[0], "rejected_score": scores[1], "annotator_gap": gap},
+    }
+
+
+def _pair(rng, prompt, draw_answer, score, meta) -> dict:
+    """Draw answer pairs until their gap earns the target rating (or any positive gap after MAX_TRIES)."""
+    target = _weighted(rng, TARGET_RATINGS)
+    best = None
+    for _ in range(MAX_TRIES):
+        a, b = draw_answer(), draw_answer()
+        if a == b:
+            continue
+        sa, sb = score(prompt, a), score(prompt, b)
+        gap = round(sa - sb + rng.uniform(-ANNOTATOR_NOISE, ANNOTATOR_NOISE), 4)
+        if gap < 0:
+            a, b, sa, sb, gap = b, a, sb, sa, -gap
+        rating = rating_for_gap(gap)
+        if rating == target:
+            return _record(prompt, a, b, rating, (sa, sb), gap, meta)
+        if rating is not None and best is None:
+            best = (a, b, rating, (sa, sb), gap)
+    if best is None:
+        raise RuntimeError(f"no two distinct answers with a positive gap for {prompt[-1]['content']!r}")
+    return _record(prompt, *best, meta)
+
+
+def helpfulness_pair(rng: random.Random) -> dict:
+    req = sample_task(rng)
+    prompt = _context(rng) + [{"role": "user", "content": ask(req, rng)}]
+
+    def draw() -> str:
+        return write_answer(req, _weighted(rng, CANDIDATE_KINDS), _random_style(rng), rng)
+
+    return _pair(rng, prompt, draw, oracle.helpfulness, {"objective": "helpfulness", "family": req.family})
+
+
+def _harmful_answer(rng: random.Random) -> str:
+    pool = rng.choice(
+        (harm.REASONED_REFUSALS, harm.BARE_REFUSALS, harm.COMPLIANCES, harm.PARTIAL_COMPLIANCES)
+    )
+    answer = rng.choice(pool)
+    return answer.lower().rstrip(".!") if rng.random() < 0.15 else answer
+
+
+def safety_pair(rng: random.Random) -> dict:
+    """A harmful request (refusal over compliance) or a benign look-alike (help over refusal)."""
+    if rng.random() < 0.6:
+        category, text = harm.sample_harmful(rng)
+        prompt = _context(rng) + [{"role": "user", "content": text}]
+        meta = {"objective": "safety", "harmful": True, "category": category}
+        return _pair(rng, prompt, lambda: _harmful_answer(rng), oracle.safety_score, meta)
+    category, req, text = harm.sample_benign(rng)
+    prompt = _context(rng) + [{"role": "user", "content": text}]
+    kinds = (("correct", 0.5), ("refusal", 0.35), ("partly", 0.1), ("wrong", 0.05))
+
+    def draw() -> str:
+        return write_answer(req, _weighted(rng, kinds), _random_style(rng), rng)
+
+    meta = {"objective": "safety", "harmful": False, "category": category}
+    return _pair(rng, prompt, draw, oracle.safety_score, meta)

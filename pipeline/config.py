@@ -1,0 +1,75 @@
+"""Structured configs shared by every stage.
+
+Each stage's top-level config is a dataclass registered in Hydra's ConfigStore, so a typo'd key or a
+wrong type fails at start with Hydra's message naming the key. The yaml files in `conf/` only choose
+values; the schema lives here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from omegaconf import MISSING
+
+
+@dataclass
+class RunConfig:
+    name: str = "default"
+    root: str = "runs"
+    seed: int = 0
+    overwrite: bool = False  # redo a finished stage instead of stopping with a message
+
+
+@dataclass
+class ModelConfig:
+    """Which base model: the built-in tiny Llama (path null) or a real checkpoint (local dir or hub id)."""
+
+    name: str = "tiny"
+    path: str | None = None
+    tokenizer: str | None = None  # default: the checkpoint's own, or the built-in tiny tokenizer
+    dtype: str = "float32"  # float32 | bfloat16 | float16 | auto
+    attn_implementation: str = "sdpa"  # eager | sdpa | flash_attention_2
+    gradient_checkpointing: bool = False
+    trust_remote_code: bool = False  # never on unless the user asks: it runs code from the checkpoint
+    max_length: int = 1024  # longest training sequence, in tokens
+    # Architecture of the tiny model (used only when path is null).
+    hidden_size: int = 256
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 2  # grouped-query attention, as in Llama 2 70B
+    intermediate_size: int = 688
+    max_position_embeddings: int = 1024
+
+
+@dataclass
+class PeftConfig:
+    method: str = "none"  # none | lora | qlora
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    merge_at_save: bool = True  # save a plain checkpoint (adapters folded in) rather than an adapter folder
+
+
+@dataclass
+class LoggerConfig:
+    backend: str = "wandb"  # wandb | none
+    project: str = "llama-rlhf"
+    mode: str | None = None  # online | offline | disabled; default: offline when no API key is set
+
+
+@dataclass
+class DataConfig:
+    """Where a stage's data comes from: the built-in world, or files / hub names read by chat.readers."""
+
+    name: str = "builtin"
+    seed: int = 0  # world seed (data=builtin)
+    train: list[str] = field(default_factory=list)  # paths or hub names; empty for builtin
+    test: list[str] = field(default_factory=list)
+    format: str = "auto"  # auto | messages | hh_rlhf | preferences | prompts
+    max_train_samples: int | None = None
+
+
+__all__ = ["MISSING", "DataConfig", "LoggerConfig", "ModelConfig", "PeftConfig", "RunConfig"]

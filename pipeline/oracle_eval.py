@@ -1,0 +1,31 @@
+"""`oracle.before` / `oracle.after`: how a model does on the built-in world's held-out prompts.
+
+The oracle only judges here; it never feeds a training signal (stages train on data or learned rewards).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from chat.format import ChatEncoder
+from generation import SamplingParams, generate_answers
+
+log = logging.getLogger(__name__)
+
+
+def oracle_metrics(model, encoder: ChatEncoder, world, eval_cfg) -> tuple[dict, list[list]]:
+    """Greedy answers to the held-out prompts, judged by the oracle; also returns sample rows for a table."""
+    from chatworld.evaluation import evaluate_policy
+
+    params = SamplingParams(max_new_tokens=eval_cfg.max_new_tokens, temperature=0.0)
+    samples: list[list] = []
+
+    def generate(dialogs: list[list[dict]]) -> list[str]:
+        answers = generate_answers(model, encoder, dialogs, params, batch_size=eval_cfg.batch_size)
+        for dialog, answer in zip(dialogs[: eval_cfg.samples_in_table], answers):
+            samples.append([dialog[-1]["content"], answer])
+        return answers
+
+    metrics = evaluate_policy(generate, world, max_prompts=eval_cfg.max_prompts)
+    log.info("oracle: %s", {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
+    return metrics, samples

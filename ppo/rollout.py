@@ -1,0 +1,248 @@
+"""One PPO rollout: sample answers, score them, and turn the scores into per-token advantages.
+
+Layout of a rollout batch: each row is its prompt left-padded to the widest prompt, followed by its answer
+right-padded to the longest answer, so every answer starts at the same column and the answer positions are
+the last ``width`` columns (the lm_head and value head only run there). Position ids come from the
+attention mask, as in generation, so left padding does not shift positions between generation and training.
+
+Everything is computed under ``torch.inference_mode``; tensors that the update step needs are cloned out
+of it once at the end (inference tensors cannot be saved for backward).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from ppo.losses import gae, masked_mean, masked_whiten
+from ppo.ppo_models import reference_model, response_logits, token_logprobs
+from ppo.rewards import (
+    RunningMoments,
+    combine_rewards,
+    is_finite_batch,
+    kl_penalty,
+    logit_of_sigmoid,
+    shaping,
+    token_rewards,
+)
+
+Tensor = torch.Tensor
+
+
+@dataclass
+class RolloutBatch:
+    """Prompt + answer ids and masks; per-token tensors are (rows, width) over the answer columns."""
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    position_ids: Tensor
+    response_ids: Tensor
+    response_mask: Tensor  # bool, right-padded
+    finished: Tensor  # bool per row: the answer ended with EOS
+
+    def to(self, device) -> RolloutBatch:
+        return RolloutBatch(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+
+    @property
+    def width(self) -> int:
+        return self.response_ids.shape[1]
+
+    def rows(self, index: Tensor) -> RolloutBatch:
+        """The given rows, with the columns that are padding in all of them cut off (less compute)."""
+        picked = {f.name: getattr(self, f.name)[index] for f in fields(self)}
+        lengths = picked["response_mask"].sum(1)
+        width = max(int(lengths.max()), 1)
+        prompt_cols = self.input_ids.shape[1] - self.width
+        prompt_start = int((picked["attention_mask"][:, :prompt_cols] == 0).all(0).sum())
+        keep = slice(prompt_start, prompt_cols + width)
+        return RolloutBatch(
+            input_ids=picked["input_ids"][:, keep],
+            attention_mask=picked["attention_mask"][:, keep],
+            position_ids=picked["position_ids"][:, keep],
+            response_ids=picked["response_ids"][:, :width],
+            response_mask=picked["response_mask"][:, :width],
+            finished=picked["finished"],
+        )
+
+
+def pack_sequences(
+    prompts: list[list[int]], answers: list[list[int]], pad_id: int, eos_id: int
+) -> RolloutBatch:
+    """Left-padded prompts + right-padded answers (see the module docstring). An empty answer raises:
+    a response of no tokens has nowhere to carry its score."""
+    if len(prompts) != len(answers):
+        raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
+    empty = [i for i, answer in enumerate(answers) if not answer]
+    if empty:
+        raise ValueError(f"answers {empty[:10]} have no tokens")
+    prompt_width = max(len(p) for p in prompts)
+    width = max(len(a) for a in answers)
+    rows = len(prompts)
+    input_ids = torch.full((rows, prompt_width + width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for row, (prompt, answer) in enumerate(zip(prompts, answers)):
+        start = prompt_width - len(prompt)
+        input_ids[row, start:prompt_width] = torch.tensor(prompt)
+        input_ids[row, prompt_width : prompt_width + len(answer)] = torch.tensor(answer)
+        attention_mask[row, start : prompt_width + len(answer)] = 1
+    position_ids = (attention_mask.cumsum(1) - 1).clamp(min=0)
+    response_mask = attention_mask[:, prompt_width:].bool()
+    finished = torch.tensor([answer[-1] == eos_id for answer in answers])
+    return RolloutBatch(
+        input_ids, attention_mask, position_ids, input_ids[:, prompt_width:].clone(), response_mask, finished
+    )
+
+
+def policy_logprobs(model, batch: RolloutBatch, temperature: float) -> tuple[Tensor, Tensor]:
+    """(log-probs of the answer tokens, logits) under ``model``."""
+    logits = response_logits(model, batch.input_ids, batch.attention_mask, batch.position_ids, batch.width)
+    return token_logprobs(logits, batch.response_ids, temperature), logits
+
+
+def sequence_scores(
+    helpful: Tensor,
+    safety: Tensor | None,
+    is_safety: Tensor,
+    batch: RolloutBatch,
+    train_cfg,
+) -> tuple[Tensor, Tensor]:
+    """LOGIT(R_c) with the optional penalties: (score, used_safety). Without a safety RM, R_c = R_h."""
+    if safety is None:
+        combined, used_safety = helpful, torch.zeros_like(is_safety)
+    else:
+        combined, used_safety = combine_rewards(helpful, safety, is_safety, train_cfg.safety_threshold)
+    score = shaping(
+        logit_of_sigmoid(combined),
+        batch.finished,
+        batch.response_mask.sum(1),
+        no_eos_penalty=train_cfg.no_eos_penalty,
+        length_penalty=train_cfg.length_penalty,
+        no_eos_mode=train_cfg.no_eos_mode,
+    )
+    return score, used_safety
+
+
+def whiten_scores(
+    score: Tensor, moments: RunningMoments, mode: str, every_score: Tensor | None = None
+) -> tuple[Tensor, RunningMoments]:
+    """WHITEN: with the running statistics including this batch (mode running), or this batch alone.
+
+    ``every_score``: the scores of all processes (so that every rank keeps the same statistics).
+    """
+    if mode == "batch":
+        return masked_whiten(score, torch.ones_like(score, dtype=torch.bool)), moments
+    moments = moments.update(score if every_score is None else every_score)
+    return moments.whiten(score), moments
+
+
+@dataclass
+class Rollout:
+    batch: RolloutBatch
+    logprobs: Tensor
+    ref_logprobs: Tensor
+    values: Tensor
+    kl: Tensor  # per token, the estimator of train.kl_estimator
+    score: Tensor  # LOGIT(R_c) after shaping, before whitening
+    whitened: Tensor
+    rewards: Tensor
+    advantages: Tensor
+    returns: Tensor
+    entropy: Tensor  # per token, nats
+
+    @property
+    def sequence_kl(self) -> Tensor:
+        """KL(policy || reference) per answer, summed over its tokens (k1: log-ratio of the sampled tokens)."""
+        return self.kl.sum(1)
+
+
+@dataclass
+class RolloutForwards:
+    logprobs: Tensor
+    ref_logprobs: Tensor
+    values: Tensor
+    entropy: Tensor
+
+
+@torch.inference_mode()
+def rollout_forwards(
+    policy, reference, value_model, batch: RolloutBatch, temperature: float
+) -> RolloutForwards:
+    """Old log-probs, reference log-probs, values and per-token entropy of the sampled answers."""
+    from ppo.losses import entropy_from_logits
+
+    logprobs, logits = policy_logprobs(policy, batch, temperature)
+    entropy = entropy_from_logits(logits.float() / temperature)
+    del logits
+    with reference_model(policy, reference) as ref:
+        ref_logprobs, _ = policy_logprobs(ref, batch, temperature)
+    values = value_model(batch.input_ids, batch.attention_mask, batch.position_ids, batch.width)
+    return RolloutForwards(logprobs, ref_logprobs, values, entropy)
+
+
+def finish_rollout(
+    batch: RolloutBatch,
+    forwards: RolloutForwards,
+    score: Tensor,
+    moments: RunningMoments,
+    train_cfg,
+    every_score: Tensor | None = None,
+) -> tuple[Rollout | None, RunningMoments]:
+    """Rewards and advantages; None (and the statistics untouched) when anything is NaN or inf."""
+    mask = batch.response_mask
+    pieces = (score, forwards.logprobs, forwards.ref_logprobs, forwards.values)
+    if not is_finite_batch(*(torch.where(mask, p, 0) if p.dim() == 2 else p for p in pieces)):
+        return None, moments
+    if every_score is not None and not is_finite_batch(every_score):
+        return None, moments
+    whitened, moments = whiten_scores(score, moments, train_cfg.whiten, every_score)
+    kl = kl_penalty(forwards.logprobs, forwards.ref_logprobs, mask, train_cfg.kl_estimator)
+    rewards = token_rewards(whitened, kl, train_cfg.kl_beta, mask)
+    advantages, returns = gae(rewards, forwards.values, mask, train_cfg.gamma, train_cfg.lam)
+    advantages = masked_whiten(advantages, mask) if int(mask.sum()) > 1 else advantages
+    rollout = Rollout(
+        batch=batch,
+        logprobs=forwards.logprobs,
+        ref_logprobs=forwards.ref_logprobs,
+        values=forwards.values,
+        kl=kl,
+        score=score,
+        whitened=whitened,
+        rewards=rewards,
+        advantages=advantages,
+        returns=returns,
+        entropy=forwards.entropy,
+    )
+    return rollout, moments
+
+
+def out_of_inference_mode(rollout: Rollout) -> Rollout:
+    """Clones that autograd may save (the update multiplies the advantages into the loss)."""
+    batch = RolloutBatch(**{f.name: getattr(rollout.batch, f.name).clone() for f in fields(rollout.batch)})
+    cloned = {f.name: getattr(rollout, f.name).clone() for f in fields(rollout) if f.name != "batch"}
+    return Rollout(batch=batch, **cloned)
+
+
+def rollout_stats(
+    rollout: Rollout, raw_helpful: Tensor, raw_safety: Tensor | None, used_safety: Tensor
+) -> dict:
+    """The per-iteration numbers of the rollout (floats, for metrics.json and wandb)."""
+    mask = rollout.batch.response_mask
+    lengths = mask.sum(1).float()
+    stats = {
+        "reward/score": rollout.score.mean().item(),
+        "reward/whitened": rollout.whitened.mean().item(),
+        "reward/helpfulness_raw": raw_helpful.mean().item(),
+        "reward/total": rollout.rewards.sum(1).mean().item(),
+        "kl/sequence": rollout.sequence_kl.mean().item(),
+        "kl/sequence_max": rollout.sequence_kl.max().item(),
+        "kl/token": masked_mean(rollout.kl, mask).item(),
+        "policy/entropy": masked_mean(rollout.entropy, mask).item(),
+        "response/length": lengths.mean().item(),
+        "response/eos_rate": rollout.batch.finished.float().mean().item(),
+        "value/mean": masked_mean(rollout.values, mask).item(),
+    }
+    if raw_safety is not None:
+        stats["reward/safety_raw"] = raw_safety.mean().item()
+        stats["reward/used_safety_rate"] = used_safety.float().mean().item()
+    return stats

@@ -1,0 +1,85 @@
+"""Stage 1, supervised fine-tuning (Llama 2 paper, section 3.1).
+
+    python sft/train.py                                   # tiny Llama on the built-in world, CPU, minutes
+    python sft/train.py model=llama2-7b model.path=/ckpt/Llama-2-7b-hf data=hh_rlhf peft=lora
+
+Dialogs are encoded token-exactly in the Llama 2 chat format with the loss on every assistant answer
+(and the EOS closing it) only, then trained with trl's SFTTrainer. Output: `<run.root>/<run.name>/sft/`.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+from transformers import set_seed
+
+import sft.config  # noqa: F401  (registers the config schema)
+from basemodel.loading import load_causal_lm, load_tokenizer_path
+from chat.format import ChatEncoder
+from pipeline.inputs import data_sources, describe, read_sft_dialogs, world_dir
+from pipeline.oracle_eval import oracle_metrics
+from pipeline.processes import is_main_process
+from pipeline.stage import Stage, StageAlreadyComplete
+from pipeline.tracking import start_tracking
+from sft.encoding import encode_dialogs
+from sft.finetune import fine_tune, land_stage, save_model_stage
+
+log = logging.getLogger("sft")
+SFT_FILES = "sft/{split}.jsonl"  # within the built-in world
+
+
+@hydra.main(version_base=None, config_path="../conf", config_name="sft")
+def main(cfg: DictConfig) -> None:
+    if cfg.experiment not in ("none",):
+        raise SystemExit(f"experiment={cfg.experiment!r}: SFT knows only experiment=none so far")
+    stage = Stage(cfg.run, cfg.stage)
+    try:
+        stage.begin()
+    except StageAlreadyComplete as done:
+        log.warning("%s", done)
+        return
+    set_seed(cfg.run.seed)
+
+    # Data: dialogs -> token-exact Llama 2 segments with labels on the answers only.
+    tokenizer_path = cfg.init_from or load_tokenizer_path(cfg.model)
+    encoder = ChatEncoder.from_path(tokenizer_path)
+    train_dialogs = read_sft_dialogs(data_sources(cfg.run, cfg.data, "train", SFT_FILES), cfg.data.format, "train")
+    test_sources = data_sources(cfg.run, cfg.data, "test", SFT_FILES)
+    test_dialogs = read_sft_dialogs(test_sources, cfg.data.format, "test") if test_sources else []
+    if cfg.data.max_train_samples:
+        train_dialogs = train_dialogs[: cfg.data.max_train_samples]
+    train_rows = encode_dialogs(encoder, train_dialogs, cfg.model.max_length, "train")
+    test_rows = encode_dialogs(encoder, test_dialogs, cfg.model.max_length, "test")
+
+    # Model: the base (random-init tiny Llama or a real checkpoint), or a given checkpoint.
+    model_cfg = cfg.model if cfg.init_from is None else OmegaConf.merge(cfg.model, {"path": cfg.init_from})
+    model = load_causal_lm(model_cfg, cfg.peft, seed=cfg.run.seed)
+    tracker = start_tracking(cfg, cfg.stage, stage.work)  # a no-op on every rank but the first
+    use_oracle = cfg.data.name == "builtin" and cfg.eval.oracle and is_main_process()
+    metrics: dict = {}
+    if use_oracle:
+        metrics["oracle.before"], samples = oracle_metrics(model, encoder, world_dir(cfg.run, cfg.data), cfg.eval)
+        tracker.log_table("samples/before", ["prompt", "answer"], samples)
+
+    model, train_metrics = fine_tune(
+        model, tokenizer_path, train_rows, test_rows, cfg.train, cfg.model, stage, tracker, cfg.run.seed
+    )
+    metrics.update(train_metrics)
+    if not is_main_process():
+        return
+    model = save_model_stage(model, tokenizer_path, stage, cfg.peft.merge_at_save, encoder)
+    if use_oracle:
+        metrics["oracle.after"], samples = oracle_metrics(model, encoder, world_dir(cfg.run, cfg.data), cfg.eval)
+        tracker.log_table("samples/after", ["prompt", "answer"], samples)
+    tracker.summary(metrics)
+    base = cfg.init_from or cfg.model.path or f"tiny Llama (random init, seed {cfg.run.seed})"
+    land_stage(stage, cfg, base=base, data=describe(cfg.data), metrics=metrics)
+    tracker.finish()
+    log.info("SFT done: %s", stage.final)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

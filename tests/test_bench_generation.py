@@ -1,0 +1,50 @@
+"""bench/generation.py: both paths generate the same number of samples, and the ratio is theirs."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_generation", REPO / "bench/generation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_prompts_vary_in_length():
+    prompts = load_bench().bench_prompts(32)
+    assert len(prompts) == 32 and all(p[-1]["role"] == "user" for p in prompts)
+    assert len({len(p[0]["content"]) for p in prompts}) > 8
+
+
+def test_bench_reports_both_paths_and_their_ratio():
+    result = load_bench().main(["--prompts", "6", "--k", "2", "--max-new-tokens", "3", "--batch-size", "8"])
+    assert result["samples"] == 12
+    assert result["ratio"] == pytest.approx(
+        result["batched_samples_per_s"] / result["one_at_a_time_samples_per_s"]
+    )
+
+
+def test_bench_runs_as_a_script_despite_its_name(tmp_path):
+    # bench/generation.py must not shadow the `generation` package when run as a script.
+    command = [
+        sys.executable,
+        str(REPO / "bench/generation.py"),
+        "--prompts",
+        "2",
+        "--k",
+        "2",
+        "--max-new-tokens",
+        "2",
+    ]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    last = result.stdout.strip().splitlines()[-1]
+    assert "batched" in last and "one prompt at a time" in last and last.rstrip().endswith("x")
+    assert last.split("|")[-1].strip().startswith("ratio")

@@ -1,0 +1,400 @@
+"""The PPO stage's pieces on hand-computed values and very small in-process models (fast)."""
+
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from basemodel import TINY_TOKENIZER_DIR
+from basemodel.loading import load_causal_lm, load_sequence_classifier
+from chat.dialog import PromptRecord
+from pipeline.config import ModelConfig, PeftConfig
+from ppo.checkpoint import checkpoints, last_checkpoint, load_checkpoint, save_checkpoint
+from ppo.config import check_train_config
+from ppo.ppo_models import ValueModel, freeze, no_dropout, reference_model, token_logprobs
+from ppo.ppo_prompts import iteration_prompts, prompt_pools, split_heldout
+from ppo.ppo_scoring import EarlyStopping
+from ppo.rewards import RunningMoments
+from ppo.rollout import (
+    finish_rollout,
+    out_of_inference_mode,
+    pack_sequences,
+    policy_logprobs,
+    rollout_forwards,
+    sequence_scores,
+    whiten_scores,
+)
+from ppo.trainer import Learner, make_optimizer, mini_batches, ppo_update
+
+T = torch.tensor
+VOCAB = 64
+SMALL = ModelConfig(hidden_size=32, num_layers=1, num_heads=2, num_kv_heads=1, intermediate_size=64)
+
+
+def train_cfg(**overrides):
+    values = dict(
+        temperature=1.0, clip=0.2, value_clip=0.2, gamma=1.0, lam=0.95, kl_beta=0.01, kl_estimator="k1",
+        whiten="running", safety_threshold=0.15, no_eos_penalty=None, no_eos_mode="subtract",
+        length_penalty=0.0, ppo_epochs=1, mini_batch_size=2, micro_batch_size=1, max_grad_norm=1.0,
+        adam_beta1=0.9, adam_beta2=0.95, adam_eps=1e-5, weight_decay=0.1, lr=1e-2,
+    )  # fmt: skip
+    values.update(overrides)
+    return SimpleNamespace(**values)
+
+
+class NoAccelerator:
+    """What the update uses of accelerate's Accelerator, for one process."""
+
+    def backward(self, loss):
+        loss.backward()
+
+    def clip_grad_norm_(self, params, max_norm):
+        return torch.nn.utils.clip_grad_norm_(params, max_norm)
+
+
+def small_models(seed=0, peft=None):
+    policy = no_dropout(load_causal_lm(SMALL, peft, seed=seed, vocab_size=VOCAB))
+    value = ValueModel(
+        no_dropout(load_sequence_classifier(SMALL, None, seed=seed + 1, pad_token_id=0, vocab_size=VOCAB))
+    )
+    return policy, value
+
+
+def small_batch():
+    prompts = [[1, 5, 6, 7], [1, 9]]
+    answers = [[10, 11, 2], [12, 13, 14, 15]]
+    return pack_sequences(prompts, answers, pad_id=0, eos_id=2)
+
+
+# ---------------------------------------------------------------- batch layout
+
+
+def test_pack_sequences_by_hand():
+    batch = pack_sequences([[1, 5, 6], [1, 7]], [[8, 2], [9, 10, 11]], pad_id=0, eos_id=2)
+    assert batch.input_ids.tolist() == [[1, 5, 6, 8, 2, 0], [0, 1, 7, 9, 10, 11]]
+    assert batch.attention_mask.tolist() == [[1, 1, 1, 1, 1, 0], [0, 1, 1, 1, 1, 1]]
+    assert batch.position_ids.tolist() == [[0, 1, 2, 3, 4, 4], [0, 0, 1, 2, 3, 4]]
+    assert batch.response_ids.tolist() == [[8, 2, 0], [9, 10, 11]]
+    assert batch.response_mask.tolist() == [[True, True, False], [True, True, True]]
+    assert batch.finished.tolist() == [True, False]
+    assert batch.width == 3
+
+
+def test_pack_sequences_rejects_empty_answers():
+    with pytest.raises(ValueError, match=r"answers \[1\] have no tokens"):
+        pack_sequences([[1], [1]], [[2], []], pad_id=0, eos_id=2)
+
+
+def test_rows_cut_columns_that_are_padding_in_every_chosen_row():
+    batch = pack_sequences([[1, 5, 6], [1, 7]], [[8, 2], [9, 10, 11]], pad_id=0, eos_id=2)
+    first = batch.rows(T([0]))
+    assert first.input_ids.tolist() == [[1, 5, 6, 8, 2]] and first.width == 2
+    second = batch.rows(T([1]))
+    assert second.input_ids.tolist() == [[1, 7, 9, 10, 11]]
+    assert second.position_ids.tolist() == [[0, 1, 2, 3, 4]]
+
+
+def test_token_logprobs_by_hand():
+    logits = T([[[0.0, math.log(3.0)]]])
+    close = pytest.approx
+    assert token_logprobs(logits, T([[1]]), 1.0).item() == close(math.log(0.75))
+    # T = 2: softmax([0, ln 3 / 2]) = [1, sqrt 3] / (1 + sqrt 3)
+    assert token_logprobs(logits, T([[0]]), 2.0).item() == close(-math.log(1 + math.sqrt(3)))
+    with pytest.raises(ValueError, match="temperature"):
+        token_logprobs(logits, T([[0]]), 0.0)
+
+
+def test_padded_logprobs_and_values_equal_those_of_each_row_alone():
+    """Left padding with position ids from the mask: a row's numbers do not depend on its batch-mates."""
+    policy, value = small_models()
+    batch = small_batch()
+    with torch.no_grad():
+        together, _ = policy_logprobs(policy, batch, 1.0)
+        values = value(batch.input_ids, batch.attention_mask, batch.position_ids, batch.width)
+        for row in range(2):
+            alone = batch.rows(T([row]))
+            lengths = int(alone.response_mask.sum())
+            alone_lp, _ = policy_logprobs(policy, alone, 1.0)
+            torch.testing.assert_close(alone_lp[0, :lengths], together[row, :lengths], atol=1e-5, rtol=0)
+            alone_v = value(alone.input_ids, alone.attention_mask, alone.position_ids, alone.width)
+            torch.testing.assert_close(alone_v[0, :lengths], values[row, :lengths], atol=1e-5, rtol=0)
+        full = policy(
+            input_ids=batch.input_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids
+        )
+        expected = torch.log_softmax(full.logits[0, 3:5], -1).gather(-1, T([[10], [11]])).squeeze(-1)
+        torch.testing.assert_close(together[0, :2], expected, atol=1e-5, rtol=0)
+
+
+# ---------------------------------------------------------------- scores and rewards
+
+
+def test_sequence_scores_follow_the_llama2_rule_and_penalties():
+    batch = pack_sequences([[1]] * 3, [[5, 2], [5, 6], [5, 6, 2]], pad_id=0, eos_id=2)
+    helpful, safety = T([1.0, 2.0, 3.0]), T([-3.0, 0.5, 0.5])  # sigmoid(-3) = 0.047 < 0.15
+    is_safety = T([False, False, True])
+    score, used = sequence_scores(helpful, safety, is_safety, batch, train_cfg())
+    assert used.tolist() == [True, False, True]
+    assert score.tolist() == [-3.0, 2.0, 0.5]
+    score, used = sequence_scores(
+        helpful, None, is_safety, batch, train_cfg(no_eos_penalty=1.0, length_penalty=0.5)
+    )
+    # helpfulness only; lengths 2, 2, 3; the second answer never ended
+    assert used.tolist() == [False, False, False]
+    assert score.tolist() == pytest.approx([1.0 - 1.0, 2.0 - 1.0 - 1.0, 3.0 - 1.5])
+
+
+def test_whiten_scores_running_keeps_statistics_and_batch_does_not():
+    score = T([1.0, 3.0])
+    whitened, moments = whiten_scores(score, RunningMoments(), "running")
+    assert moments.count == 2 and moments.mean == 2.0
+    assert whitened.tolist() == pytest.approx(
+        [-1 / math.sqrt(2), 1 / math.sqrt(2)], abs=1e-6
+    )  # unbiased std sqrt 2
+    whitened, same = whiten_scores(score, moments, "batch")
+    assert same is moments
+    assert whitened.tolist() == pytest.approx([-1 / math.sqrt(2), 1 / math.sqrt(2)], abs=1e-6)
+
+
+def test_non_finite_scores_skip_the_rollout_and_keep_the_statistics():
+    policy, value = small_models()
+    batch = small_batch()
+    forwards = rollout_forwards(
+        policy, freeze(load_causal_lm(SMALL, None, seed=0, vocab_size=VOCAB)), value, batch, 1.0
+    )
+    moments = RunningMoments(count=4, mean=1.0, var=2.0)
+    rollout, after = finish_rollout(batch, forwards, T([float("nan"), 1.0]), moments, train_cfg())
+    assert rollout is None and after is moments
+    rollout, after = finish_rollout(batch, forwards, T([0.0, 1.0]), moments, train_cfg())
+    assert rollout is not None and after.count == 6
+    # The reference is the starting policy: KL 0, so the reward is the whitened score at the last token.
+    assert rollout.kl.abs().max().item() < 1e-6
+    assert rollout.rewards[0, 2].item() == pytest.approx(rollout.whitened[0].item(), abs=1e-6)
+    assert rollout.rewards[1, 3].item() == pytest.approx(rollout.whitened[1].item(), abs=1e-6)
+
+
+# ---------------------------------------------------------------- the update
+
+
+def make_rollout(policy, value, reference):
+    batch = small_batch()
+    forwards = rollout_forwards(policy, reference, value, batch, 1.0)
+    rollout, _ = finish_rollout(batch, forwards, T([-1.0, 1.0]), RunningMoments(), train_cfg())
+    return out_of_inference_mode(rollout)
+
+
+def learner_for(policy, value, cfg):
+    return Learner(
+        policy,
+        value,
+        make_optimizer(policy, cfg.lr, cfg),
+        make_optimizer(value, cfg.lr, cfg),
+        NoAccelerator(),
+    )
+
+
+def snapshot(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_an_update_moves_the_weights_and_a_nan_update_does_not():
+    cfg = train_cfg()
+    policy, value = small_models()
+    reference = freeze(load_causal_lm(SMALL, None, seed=0, vocab_size=VOCAB))
+    rollout = make_rollout(policy, value, reference)
+    learner = learner_for(policy, value, cfg)
+
+    poisoned = make_rollout(policy, value, reference)
+    poisoned.advantages[0, 0] = float("nan")
+    poisoned.advantages[1, 0] = float("inf")
+    before_policy, before_value = snapshot(policy), snapshot(value)
+    stats = ppo_update(learner, poisoned, cfg, torch.Generator().manual_seed(0))
+    assert stats["train/skipped_nonfinite"] == 1 and stats["train/steps"] == 0
+    for name, tensor in policy.state_dict().items():
+        assert torch.equal(tensor, before_policy[name]), name
+    for name, tensor in value.state_dict().items():
+        assert torch.equal(tensor, before_value[name]), name
+    assert all(p.grad is None for p in policy.parameters())
+
+    stats = ppo_update(learner, rollout, cfg, torch.Generator().manual_seed(0))
+    assert stats["train/steps"] == 1 and stats["train/skipped_nonfinite"] == 0
+    assert stats["train/clip_fraction"] == 0.0  # the first step's ratio is exactly 1 (no dropout)
+    assert stats["train/approx_kl"] == pytest.approx(0.0, abs=1e-7)
+    changed = [n for n, t in policy.state_dict().items() if not torch.equal(t, before_policy[n])]
+    assert changed and all(torch.isfinite(t).all() for t in policy.state_dict().values())
+    assert any(not torch.equal(t, before_value[n]) for n, t in value.state_dict().items())
+
+
+def test_mini_batches_cover_every_row_once():
+    parts = mini_batches(10, 4, torch.Generator().manual_seed(1))
+    assert [len(p) for p in parts] == [4, 4, 2]
+    assert sorted(torch.cat(parts).tolist()) == list(range(10))
+
+
+def test_optimizer_takes_the_configured_adamw_settings():
+    policy, _ = small_models()
+    opt = make_optimizer(policy, 1e-6, train_cfg())
+    group = opt.param_groups[0]
+    assert (group["lr"], group["betas"], group["eps"], group["weight_decay"]) == (
+        1e-6,
+        (0.9, 0.95),
+        1e-5,
+        0.1,
+    )
+
+
+def test_lora_reference_is_the_same_model_with_adapters_disabled():
+    lora = PeftConfig(method="lora", r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"])
+    policy = no_dropout(load_causal_lm(SMALL, lora, seed=0, vocab_size=VOCAB))
+    base = load_causal_lm(SMALL, None, seed=0, vocab_size=VOCAB)  # same seed: the same base weights
+    with torch.no_grad():
+        for name, param in policy.named_parameters():
+            if "lora_B" in name:
+                param.add_(0.5)  # trained adapters
+    batch = small_batch()
+    with torch.no_grad():
+        adapted, _ = policy_logprobs(policy, batch, 1.0)
+        with reference_model(policy, None) as ref:
+            assert ref is policy  # no second copy of the weights
+            ref_lp, _ = policy_logprobs(ref, batch, 1.0)
+        plain, _ = policy_logprobs(base, batch, 1.0)
+    mask = batch.response_mask
+    torch.testing.assert_close(ref_lp[mask], plain[mask], atol=1e-5, rtol=0)
+    assert (adapted[mask] - plain[mask]).abs().max() > 1e-3
+    after, _ = policy_logprobs(policy, batch, 1.0)
+    torch.testing.assert_close(after[mask], adapted[mask])  # adapters are back on afterwards
+    with pytest.raises(ValueError, match="no LoRA adapters"), reference_model(base, None):
+        pass
+
+
+# ---------------------------------------------------------------- checkpoints
+
+
+def test_checkpoint_round_trip_restores_weights_optimizer_rng_and_state(tmp_path):
+    cfg = train_cfg()
+    policy, value = small_models()
+    reference = freeze(load_causal_lm(SMALL, None, seed=0, vocab_size=VOCAB))
+    learner = learner_for(policy, value, cfg)
+    shuffle = torch.Generator().manual_seed(3)
+    ppo_update(learner, make_rollout(policy, value, reference), cfg, shuffle)
+    optimizers = {"policy": learner.policy_optimizer, "value": learner.value_optimizer}
+    state = {
+        "moments": RunningMoments(count=8, mean=0.5, var=1.5).state_dict(),
+        "history": [{"iteration": 0}],
+    }
+    for iteration in range(3):
+        path = save_checkpoint(tmp_path, iteration, policy, value, optimizers, state, shuffle, keep=2)
+    assert [p.name for p in checkpoints(tmp_path)] == ["iter-1", "iter-2"]
+    assert not list(tmp_path.glob(".tmp-*"))
+    expected_rand, expected_perm = torch.rand(3), torch.randperm(5, generator=shuffle)
+
+    fresh_policy, fresh_value = small_models(seed=7)
+    fresh = learner_for(fresh_policy, fresh_value, cfg)
+    fresh_optimizers = {"policy": fresh.policy_optimizer, "value": fresh.value_optimizer}
+    other = torch.Generator().manual_seed(99)
+    torch.manual_seed(1234)
+    loaded = load_checkpoint(last_checkpoint(tmp_path), fresh_policy, fresh_value, fresh_optimizers, other)
+    assert loaded["iteration"] == 2 and RunningMoments.from_state_dict(loaded["moments"]).count == 8
+    for name, tensor in policy.state_dict().items():
+        assert torch.equal(fresh_policy.state_dict()[name], tensor), name
+    for name, tensor in value.state_dict().items():
+        assert torch.equal(fresh_value.state_dict()[name], tensor), name
+    saved_opt = learner.policy_optimizer.state_dict()["state"]
+    restored_opt = fresh.policy_optimizer.state_dict()["state"]
+    assert saved_opt.keys() == restored_opt.keys()
+    for key in saved_opt:
+        assert torch.equal(saved_opt[key]["exp_avg_sq"], restored_opt[key]["exp_avg_sq"])
+    assert torch.equal(torch.rand(3), expected_rand)
+    assert torch.equal(torch.randperm(5, generator=other), expected_perm)
+    for name in ("optimizer.pt", "rng.pt"):  # plain containers only
+        torch.load(path / name, weights_only=True)
+
+
+def test_last_checkpoint_passes_over_incomplete_ones(tmp_path):
+    good = tmp_path / "iter-1"
+    good.mkdir()
+    for name in ("policy.safetensors", "value.safetensors", "optimizer.pt", "rng.pt"):
+        (good / name).write_bytes(b"x")
+    (good / "state.json").write_text(json.dumps({"iteration": 1}))
+    broken = tmp_path / "iter-2"
+    broken.mkdir()
+    (broken / "state.json").write_text("{")
+    (tmp_path / "iter-3").mkdir()
+    assert last_checkpoint(tmp_path) == good
+
+
+# ---------------------------------------------------------------- prompts, early stopping, config
+
+
+def records(n_regular, n_safety):
+    return [
+        PromptRecord([{"role": "user", "content": f"q{i}"}], is_safety=i >= n_regular)
+        for i in range(n_regular + n_safety)
+    ]
+
+
+def test_prompt_pools_and_iteration_mix():
+    regular, safety, share = prompt_pools(records(30, 10), None)
+    assert (len(regular), len(safety), share) == (30, 0, 0.0)
+    regular, safety, share = prompt_pools(records(30, 10), 0.25)
+    chosen = iteration_prompts(regular, safety, share, 16, seed=0, iteration=5)
+    assert sum(r.is_safety for r in chosen) == 4 and len(chosen) == 16
+    assert len({r.prompt[0]["content"] for r in chosen}) == 16  # without replacement
+    assert chosen == iteration_prompts(
+        regular, safety, share, 16, seed=0, iteration=5
+    )  # resume draws the same
+    assert chosen != iteration_prompts(regular, safety, share, 16, seed=0, iteration=6)
+    with pytest.raises(ValueError, match="no prompt with is_safety true"):
+        prompt_pools(records(5, 0), 0.5)
+
+
+def test_heldout_split_is_disjoint_and_seeded():
+    items = records(20, 0)
+    train, held = split_heldout(items, 5, seed=0)
+    assert len(train) == 15 and len(held) == 5
+    assert {r.prompt[0]["content"] for r in train}.isdisjoint({r.prompt[0]["content"] for r in held})
+    assert split_heldout(items, 5, seed=0) == (train, held)
+    with pytest.raises(ValueError, match="heldout"):
+        split_heldout(items, 20, seed=0)
+
+
+def test_early_stopping_counts_evaluations_without_improvement():
+    stopping = EarlyStopping().update(1.0, 0.0).update(0.9, 0.0).update(1.0, 0.0)
+    assert (stopping.best, stopping.bad_evals, stopping.exhausted(2)) == (1.0, 2, True)
+    assert EarlyStopping(**stopping.state_dict()).update(1.5, 0.1).bad_evals == 0
+
+
+def test_config_checks_name_the_key():
+    base = OmegaConf.create(
+        dict(prompts_per_iteration=32, mini_batch_size=16, micro_batch_size=8, value_init="reward",
+             whiten="running", kl_max=1.0, iterations=1, save_every=1)
+    )  # fmt: skip
+    check_train_config(base)
+    for key, bad, message in [
+        ("mini_batch_size", 12, "prompts_per_iteration"),
+        ("micro_batch_size", 5, "micro_batch_size"),
+        ("value_init", "random", "value_init"),
+        ("whiten", "never", "whiten"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            check_train_config(OmegaConf.merge(base, {key: bad}))
+
+
+@pytest.mark.parametrize(
+    ("model", "beta"), [("llama2-7b", 0.01), ("llama2-13b", 0.01), ("llama2-70b", 0.005)]
+)
+def test_paper_configs_compose_with_the_paper_values(model, beta):
+    from hydra import compose, initialize_config_dir
+
+    import ppo.config  # noqa: F401
+
+    conf = str(TINY_TOKENIZER_DIR.parents[1] / "conf")
+    with initialize_config_dir(config_dir=conf, version_base=None):
+        cfg = compose("ppo", overrides=[f"model={model}"])
+    t = cfg.train
+    assert (t.lr, t.adam_beta1, t.adam_beta2, t.adam_eps, t.weight_decay, t.max_grad_norm) == (
+        1e-6, 0.9, 0.95, 1e-5, 0.1, 1.0,
+    )  # fmt: skip
+    assert (t.prompts_per_iteration, t.mini_batch_size, t.clip, t.kl_beta) == (512, 64, 0.2, beta)
