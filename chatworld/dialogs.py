@@ -17,8 +17,8 @@ from chatworld.turns import Turn, clean_task_turn, sft_turn, task_turn
 # Dialog kinds of the SFT set and their shares.
 # Mostly single turns: a tiny model learns the lookups per token far faster from them; a few hundred
 # long dialogs are enough for the base to have seen turn 20 (GATT_NOTES item 7).
-SFT_MIX = (("single", 0.72), ("multi", 0.12), ("instruction_in_turn", 0.08), ("system_constraint", 0.08))
-LONG_DIALOG_RATE = 0.25  # share of multi-turn dialogs with 12-20 turns (turn 20 must be seen in training)
+SFT_MIX = (("single", 0.76), ("multi", 0.1), ("instruction_in_turn", 0.07), ("system_constraint", 0.07))
+LONG_DIALOG_RATE = 0.3  # share of multi-turn dialogs with 12-20 turns (turn 20 must be seen in training)
 
 
 def _num_turns(rng: random.Random) -> int:

@@ -16,9 +16,10 @@ from functools import lru_cache
 from chatworld.tables import CAPITALS, CATEGORIES, CATEGORY_OF, OPPOSITES, WORD_POOL
 
 VERDICTS = ("correct", "partly", "wrong")
-# A tiny RoPE model learns to look a value up fast only when the key sits at a fixed distance from where
-# the answer names it: so each family is asked in ONE template with the key last, answered in ONE template
-# that restates the key right before the value, and "pick" phrases all have the same length.
+# A tiny model from scratch learns a lookup within the SFT budget only when the key sits at a fixed distance
+# from the value and each key is seen often: so each family is asked in ONE template with the key last,
+# answered in ONE template that names the value without restating the key (copying a word is a second
+# per-word skill to learn), the tables are small, and "pick" phrases all have the same length.
 PICK_PHRASE_WORDS = 3
 
 
@@ -86,8 +87,8 @@ class Capital:
     name = "capital"
     asks = ("What is the capital of {c}?",)
     pattern = re.compile(r"capital (?:city )?of ([A-Z][A-Za-z ]*?)[?.]")
-    says = ("The capital of {c} is {v}.",)
-    hedges = ("The capital of {c} is {v} or {w}.",)
+    says = ("The capital is {v}.",)
+    hedges = ("The capital is {v} or {w}.",)
 
     def sample(self, rng):
         return Request(self.name, (rng.choice(sorted(CAPITALS)),))
@@ -120,8 +121,8 @@ class Opposite:
     name = "opposite"
     asks = ("What is the opposite of {w}?",)
     pattern = re.compile(r"opposite of (?:the word )?([a-z]+)")
-    says = ("The opposite of {w} is {v}.",)
-    hedges = ("The opposite of {w} is {v} or {x}.",)
+    says = ("The opposite is {v}.",)
+    hedges = ("The opposite is {v} or {x}.",)
 
     def sample(self, rng):
         return Request(self.name, (rng.choice(sorted(OPPOSITES)),))
@@ -151,8 +152,8 @@ class Addition:
     name = "add"
     asks = ("What is {a} plus {b}?",)
     patterns = (re.compile(r"(\d+) plus (\d+)"), re.compile(r"[Aa]dd (\d+) and (\d+)"))
-    says = ("{a} plus {b} is {v}.",)
-    hedges = ("{a} plus {b} is {v} or {w}.",)
+    says = ("The sum is {v}.",)
+    hedges = ("The sum is {v} or {w}.",)
 
     def sample(self, rng):
         return Request(self.name, (rng.randint(1, 9), rng.randint(1, 9)))
@@ -173,9 +174,10 @@ class Addition:
         right = a + b
         if kind == "correct":
             return _fill(rng, self.says, a=a, b=b, v=right)
+        off_by_one = [v for v in (right - 1, right + 1) if v not in (a, b)]  # an operand reads as restated
         if kind == "partly":
-            if rng.random() < 0.5:
-                return _fill(rng, self.says, a=a, b=b, v=right + rng.choice((-1, 1)))
+            if off_by_one and rng.random() < 0.5:
+                return _fill(rng, self.says, a=a, b=b, v=rng.choice(off_by_one))
             v, w = _two(rng, right, right + rng.choice((-2, 2, 3)))
             return _fill(rng, self.hedges, a=a, b=b, v=v, w=w)
         wrong = rng.choice([n for n in range(2, 19) if abs(n - right) > 1 and n not in (a, b)])
@@ -200,8 +202,8 @@ class Category:
     name = "category"
     asks = ("What kind of thing is the {w}?",)
     pattern = re.compile(r"kind of thing is (?:the |an? )?([a-z]+)\?")
-    says = ("The {w} is {v}.",)
-    hedges = ("The {w} is {v} or {x}.",)
+    says = ("It is {v}.",)
+    hedges = ("It is {v} or {x}.",)
 
     def sample(self, rng):
         return Request(self.name, (rng.choice(WORD_POOL),))
@@ -232,8 +234,8 @@ class NextNumber:
     name = "next"
     asks = ("What number comes after {n}?",)
     pattern = re.compile(r"number comes after (\d+)\?")
-    says = ("The number after {n} is {v}.",)
-    hedges = ("The number after {n} is {v} or {w}.",)
+    says = ("The next number is {v}.",)
+    hedges = ("The next number is {v} or {w}.",)
 
     def sample(self, rng):
         return Request(self.name, (rng.randint(1, 8),))
@@ -252,7 +254,7 @@ class NextNumber:
             return _fill(rng, self.says, n=n, v=right)
         if kind == "partly":
             if rng.random() < 0.5:
-                return _fill(rng, self.says, n=n, v=right + 1)  # off by one (right - 1 would restate n)
+                return _fill(rng, self.says, n=n, v=right + rng.choice((-1, 1)))
             v, w = _two(rng, right, right + rng.choice((2, 3)))
             return _fill(rng, self.hedges, n=n, v=v, w=w)
         wrong = rng.choice([k for k in range(1, 10) if abs(k - right) > 1])
@@ -260,7 +262,7 @@ class NextNumber:
 
     def judge(self, req, sentence):
         n = req.slots[0]
-        return _numbers_verdict(sentence, n + 1, (n,))
+        return _numbers_verdict(sentence, n + 1)
 
 
 class PickWord:

@@ -24,6 +24,7 @@ STAGES: list[tuple[str, str, list[str]]] = [
     ("rejection_sampling", "ppo/rejection_sampling.py", []),
     ("ppo", "ppo/train.py", []),
     ("ppo-safety", "ppo/train.py", ["+experiment=safety"]),
+    ("sft-safety", "sft/train.py", ["+experiment=safety"]),
 ]
 
 
@@ -52,7 +53,9 @@ def main(argv: list[str]) -> int:
         print(f"== pipeline: {name}: {' '.join(command[1:])}", flush=True)
         code = subprocess.call(command, cwd=Path.cwd())
         if code != 0:
-            print(f"pipeline: stage {name} failed (exit {code}); earlier stages' outputs are intact", flush=True)
+            print(
+                f"pipeline: stage {name} failed (exit {code}); earlier stages' outputs are intact", flush=True
+            )
             return code
     print("== pipeline: all stages complete", flush=True)
     return 0

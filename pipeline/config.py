@@ -72,4 +72,23 @@ class DataConfig:
     max_train_samples: int | None = None
 
 
-__all__ = ["MISSING", "DataConfig", "LoggerConfig", "ModelConfig", "PeftConfig", "RunConfig"]
+@dataclass
+class OracleEvalConfig:
+    """`oracle.before` / `oracle.after`: greedy answers to the built-in world's held-out prompts, judged."""
+
+    oracle: bool = True  # only with data=builtin; the oracle judges, it never trains anything
+    max_prompts: int = 200
+    max_new_tokens: int = 48
+    batch_size: int = 32
+    samples_in_table: int = 16
+
+
+__all__ = [
+    "MISSING",
+    "DataConfig",
+    "LoggerConfig",
+    "ModelConfig",
+    "OracleEvalConfig",
+    "PeftConfig",
+    "RunConfig",
+]

@@ -43,7 +43,9 @@ def read_sft_dialogs(sources: list[str], fmt: str, split: str) -> list[list[dict
     if fmt in ("hh_rlhf", "preferences"):
         pairs, _ = read_preferences(sources, split=split)
         return [[*pair.prompt, {"role": "assistant", "content": pair.chosen}] for pair in pairs]
-    raise ValueError(f"data.format: {fmt!r} cannot give SFT dialogs (expected auto, messages, hh_rlhf or preferences)")
+    raise ValueError(
+        f"data.format: {fmt!r} cannot give SFT dialogs (expected auto, messages, hh_rlhf or preferences)"
+    )
 
 
 def guess_format(sources: list[str]) -> str:

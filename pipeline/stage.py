@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 COMPLETE_MARKER = "metrics.json"  # written last, so its presence means the stage finished
 
 # Model stages of a run, newest first: later stages start from the first one that exists.
-POLICY_STAGES = ("gatt", "ppo-safety", "ppo", "rejection_sampling", "sft")
+POLICY_STAGES = ("gatt", "sft-safety", "ppo-safety", "ppo", "rejection_sampling", "sft")
 
 
 class StageAlreadyComplete(RuntimeError):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 
-from pipeline.config import DataConfig, LoggerConfig, ModelConfig, PeftConfig, RunConfig
+from pipeline.config import DataConfig, LoggerConfig, ModelConfig, OracleEvalConfig, PeftConfig, RunConfig
 
 EXPERIMENTS = {"none": "ppo", "safety": "ppo-safety"}  # experiment -> output folder within the run
 VALUE_INITS = ("reward", "policy")
@@ -77,15 +77,6 @@ class PPOEarlyStopConfig:
 
 
 @dataclass
-class PPOEvalConfig:
-    oracle: bool = True  # oracle.before / oracle.after on the built-in world's held-out prompts
-    max_prompts: int = 200
-    max_new_tokens: int = 48
-    batch_size: int = 64
-    samples_in_table: int = 16
-
-
-@dataclass
 class PPOConfig:
     run: RunConfig = field(default_factory=RunConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -95,7 +86,7 @@ class PPOConfig:
     train: PPOTrainConfig = field(default_factory=PPOTrainConfig)
     prompts: PPOPromptConfig = field(default_factory=PPOPromptConfig)
     early_stop: PPOEarlyStopConfig = field(default_factory=PPOEarlyStopConfig)
-    eval: PPOEvalConfig = field(default_factory=PPOEvalConfig)
+    eval: OracleEvalConfig = field(default_factory=OracleEvalConfig)
     experiment: str = "none"  # none: helpfulness RM | safety: both RMs under the Llama 2 rule
     init_from: str | None = None  # the policy to start from; default: the run's newest policy stage
     helpfulness_rm: str | None = None  # default: <run>/reward/helpfulness

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 
-from pipeline.config import DataConfig, LoggerConfig, ModelConfig, PeftConfig, RunConfig
-from sft.config import SFTEvalConfig, SFTTrainConfig
+from pipeline.config import DataConfig, LoggerConfig, ModelConfig, OracleEvalConfig, PeftConfig, RunConfig
+from sft.config import SFTTrainConfig
 
 
 @dataclass
@@ -59,7 +59,7 @@ class RejectionSamplingConfig:
     data: DataConfig = field(default_factory=DataConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     train: SFTTrainConfig = field(default_factory=SFTTrainConfig)
-    eval: SFTEvalConfig = field(default_factory=SFTEvalConfig)
+    eval: OracleEvalConfig = field(default_factory=OracleEvalConfig)
     sampling: RSSamplingConfig = field(default_factory=RSSamplingConfig)
     reward: RSRewardConfig = field(default_factory=RSRewardConfig)
     sweep: RSSweepConfig = field(default_factory=RSSweepConfig)

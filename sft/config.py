@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 
-from pipeline.config import DataConfig, LoggerConfig, ModelConfig, PeftConfig, RunConfig
+from pipeline.config import DataConfig, LoggerConfig, ModelConfig, OracleEvalConfig, PeftConfig, RunConfig
 
 
 @dataclass
@@ -30,12 +30,24 @@ class SFTTrainConfig:
 
 
 @dataclass
-class SFTEvalConfig:
-    oracle: bool = True  # oracle.before / oracle.after on the built-in world's held-out prompts
-    max_prompts: int = 200
+class DistillConfig:
+    """Safety context distillation (+experiment=safety, Llama 2 section 4.2.4)."""
+
+    prompts: list[str] = field(
+        default_factory=list
+    )  # prompt sets with is_safety; builtin: the world's train prompts
+    safety_rm: str | None = None  # default: the run's reward/safety
+    adjectives: list[str] = field(
+        default_factory=lambda: ["safe", "responsible", "respectful", "wise", "careful", "honest", "ethical"]
+    )
+    max_prompts: int = 600
     max_new_tokens: int = 48
+    temperature: float = 0.0
     batch_size: int = 32
-    samples_in_table: int = 16
+    seed: int = 0
+    # Fine-tuning an already trained policy on a few hundred answers: gentler than SFT from the base.
+    lr: float = 1e-4
+    epochs: float = 2.0
 
 
 @dataclass
@@ -46,10 +58,15 @@ class SFTConfig:
     data: DataConfig = field(default_factory=DataConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     train: SFTTrainConfig = field(default_factory=SFTTrainConfig)
-    eval: SFTEvalConfig = field(default_factory=SFTEvalConfig)
+    eval: OracleEvalConfig = field(default_factory=OracleEvalConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     experiment: str = "none"  # none | safety (+experiment=safety: safety context distillation)
-    init_from: str | None = None  # a checkpoint to start from instead of model (e.g. another run's stage)
-    stage: str = "sft"  # output folder name within the run
+    init_from: str | None = (
+        None  # a checkpoint to start from instead of model (safety: the run's newest policy)
+    )
+    stage: str | None = (
+        None  # output folder within the run; default sft, or sft-safety with +experiment=safety
+    )
 
 
 ConfigStore.instance().store(name="sft_schema", node=SFTConfig)

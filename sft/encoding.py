@@ -13,7 +13,9 @@ from chat.format import ChatEncoder
 log = logging.getLogger(__name__)
 
 
-def encode_dialogs(encoder: ChatEncoder, dialogs: list[list[dict]], max_length: int, split: str) -> list[dict]:
+def encode_dialogs(
+    encoder: ChatEncoder, dialogs: list[list[dict]], max_length: int, split: str
+) -> list[dict]:
     """Encode each dialog with labels on its answers; dialogs over max_length are skipped, counted and logged.
 
     Truncating would cut an answer (or its EOS) off and teach the model to stop mid-sentence, so an
@@ -27,7 +29,9 @@ def encode_dialogs(encoder: ChatEncoder, dialogs: list[list[dict]], max_length: 
             continue
         rows.append(row)
     if too_long:
-        log.warning("%s: skipped %d of %d dialogs longer than %d tokens", split, too_long, len(dialogs), max_length)
+        log.warning(
+            "%s: skipped %d of %d dialogs longer than %d tokens", split, too_long, len(dialogs), max_length
+        )
     return rows
 
 

@@ -26,7 +26,18 @@ from sft.encoding import replicas_agree
 log = logging.getLogger(__name__)
 
 
-def fine_tune(model, tokenizer_path, train_rows, test_rows, train_cfg, model_cfg, stage: Stage, tracker, seed):
+def fine_tune(
+    model,
+    tokenizer_path,
+    train_rows,
+    test_rows,
+    train_cfg,
+    model_cfg,
+    stage: Stage,
+    tracker,
+    seed,
+    callbacks=(),
+):
     """Train `model` on the rows; resume from the stage's last complete checkpoint. Returns (model, metrics)."""
     args = TrlSFTConfig(
         output_dir=str(stage.checkpoints),
@@ -65,6 +76,7 @@ def fine_tune(model, tokenizer_path, train_rows, test_rows, train_cfg, model_cfg
         train_dataset=Dataset.from_list(train_rows),
         eval_dataset=Dataset.from_list(test_rows) if test_rows else None,
         processing_class=load_hf_tokenizer(tokenizer_path),
+        callbacks=list(callbacks),
     )
     resume = last_complete_checkpoint(stage.checkpoints)
     started = time.perf_counter()

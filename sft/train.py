@@ -2,6 +2,7 @@
 
     python sft/train.py                                   # tiny Llama on the built-in world, CPU, minutes
     python sft/train.py model=llama2-7b model.path=/ckpt/Llama-2-7b-hf data=hh_rlhf peft=lora
+    python sft/train.py +experiment=safety                # safety context distillation -> sft-safety/
 
 Dialogs are encoded token-exactly in the Llama 2 chat format with the loss on every assistant answer
 (and the EOS closing it) only, then trained with trl's SFTTrainer. Output: `<run.root>/<run.name>/sft/`.
@@ -22,8 +23,10 @@ from chat.format import ChatEncoder
 from pipeline.inputs import data_sources, describe, read_sft_dialogs, world_dir
 from pipeline.oracle_eval import oracle_metrics
 from pipeline.processes import is_main_process
-from pipeline.stage import Stage, StageAlreadyComplete
+from pipeline.stage import Stage, StageAlreadyComplete, find_policy
 from pipeline.tracking import start_tracking
+from sft.callbacks import SampleTableCallback
+from sft.context_distillation import safety_distillation_data
 from sft.encoding import encode_dialogs
 from sft.finetune import fine_tune, land_stage, save_model_stage
 
@@ -31,11 +34,39 @@ log = logging.getLogger("sft")
 SFT_FILES = "sft/{split}.jsonl"  # within the built-in world
 
 
+STAGE_OF = {"none": "sft", "safety": "sft-safety"}  # experiment -> output folder
+
+
+def starting_checkpoint(cfg: DictConfig, stage_name: str) -> str | None:
+    """init_from, else for safety distillation the run's newest policy, else None (the base model)."""
+    if cfg.init_from:
+        return cfg.init_from
+    if cfg.experiment != "safety":
+        return None
+    policy = find_policy(cfg.run, before=stage_name)
+    if policy is None:
+        raise FileNotFoundError(
+            f"safety context distillation starts from a policy of run {cfg.run.name!r}: none under "
+            f"{cfg.run.root}; run python sft/train.py first, or pass init_from=PATH"
+        )
+    return str(policy)
+
+
+def sft_dialogs(cfg: DictConfig) -> tuple[list, list]:
+    """(train, test) dialogs of the configured data."""
+    train = read_sft_dialogs(data_sources(cfg.run, cfg.data, "train", SFT_FILES), cfg.data.format, "train")
+    test_sources = data_sources(cfg.run, cfg.data, "test", SFT_FILES)
+    test = read_sft_dialogs(test_sources, cfg.data.format, "test") if test_sources else []
+    if cfg.data.max_train_samples:
+        train = train[: cfg.data.max_train_samples]
+    return train, test
+
+
 @hydra.main(version_base=None, config_path="../conf", config_name="sft")
 def main(cfg: DictConfig) -> None:
-    if cfg.experiment not in ("none",):
-        raise SystemExit(f"experiment={cfg.experiment!r}: SFT knows only experiment=none so far")
-    stage = Stage(cfg.run, cfg.stage)
+    if cfg.experiment not in STAGE_OF:
+        raise SystemExit(f"experiment={cfg.experiment!r}: SFT knows {', '.join(STAGE_OF)}")
+    stage = Stage(cfg.run, cfg.stage or STAGE_OF[cfg.experiment])
     try:
         stage.begin()
     except StageAlreadyComplete as done:
@@ -43,39 +74,59 @@ def main(cfg: DictConfig) -> None:
         return
     set_seed(cfg.run.seed)
 
-    # Data: dialogs -> token-exact Llama 2 segments with labels on the answers only.
-    tokenizer_path = cfg.init_from or load_tokenizer_path(cfg.model)
+    # Model: the base (random-init tiny Llama or a real checkpoint), or a checkpoint to continue from.
+    start = starting_checkpoint(cfg, stage.name)
+    tokenizer_path = start or load_tokenizer_path(cfg.model)
     encoder = ChatEncoder.from_path(tokenizer_path)
-    train_dialogs = read_sft_dialogs(data_sources(cfg.run, cfg.data, "train", SFT_FILES), cfg.data.format, "train")
-    test_sources = data_sources(cfg.run, cfg.data, "test", SFT_FILES)
-    test_dialogs = read_sft_dialogs(test_sources, cfg.data.format, "test") if test_sources else []
-    if cfg.data.max_train_samples:
-        train_dialogs = train_dialogs[: cfg.data.max_train_samples]
-    train_rows = encode_dialogs(encoder, train_dialogs, cfg.model.max_length, "train")
-    test_rows = encode_dialogs(encoder, test_dialogs, cfg.model.max_length, "test")
-
-    # Model: the base (random-init tiny Llama or a real checkpoint), or a given checkpoint.
-    model_cfg = cfg.model if cfg.init_from is None else OmegaConf.merge(cfg.model, {"path": cfg.init_from})
+    model_cfg = cfg.model if start is None else OmegaConf.merge(cfg.model, {"path": start, "tokenizer": None})
     model = load_causal_lm(model_cfg, cfg.peft, seed=cfg.run.seed)
-    tracker = start_tracking(cfg, cfg.stage, stage.work)  # a no-op on every rank but the first
+    tracker = start_tracking(cfg, stage.name, stage.work)  # a no-op on every rank but the first
     use_oracle = cfg.data.name == "builtin" and cfg.eval.oracle and is_main_process()
     metrics: dict = {}
     if use_oracle:
-        metrics["oracle.before"], samples = oracle_metrics(model, encoder, world_dir(cfg.run, cfg.data), cfg.eval)
+        metrics["oracle.before"], samples = oracle_metrics(
+            model, encoder, world_dir(cfg.run, cfg.data), cfg.eval
+        )
         tracker.log_table("samples/before", ["prompt", "answer"], samples)
 
+    # Data: dialogs -> token-exact Llama 2 segments with labels on the answers only. Safety distillation
+    # makes its dialogs with the model itself (preprompted answers the safety RM prefers).
+    train_cfg = cfg.train
+    if cfg.experiment == "safety":
+        train_dialogs, metrics["distillation"] = safety_distillation_data(cfg, model, encoder)
+        test_dialogs = []
+        train_cfg = OmegaConf.merge(cfg.train, {"lr": cfg.distill.lr, "epochs": cfg.distill.epochs})
+    else:
+        train_dialogs, test_dialogs = sft_dialogs(cfg)
+    train_rows = encode_dialogs(encoder, train_dialogs, cfg.model.max_length, "train")
+    test_rows = encode_dialogs(encoder, test_dialogs, cfg.model.max_length, "test")
+
+    samples = SampleTableCallback(
+        tracker, encoder, test_dialogs[: cfg.eval.samples_in_table], cfg.eval.max_new_tokens
+    )
     model, train_metrics = fine_tune(
-        model, tokenizer_path, train_rows, test_rows, cfg.train, cfg.model, stage, tracker, cfg.run.seed
+        model,
+        tokenizer_path,
+        train_rows,
+        test_rows,
+        train_cfg,
+        cfg.model,
+        stage,
+        tracker,
+        cfg.run.seed,
+        [samples],
     )
     metrics.update(train_metrics)
     if not is_main_process():
         return
     model = save_model_stage(model, tokenizer_path, stage, cfg.peft.merge_at_save, encoder)
     if use_oracle:
-        metrics["oracle.after"], samples = oracle_metrics(model, encoder, world_dir(cfg.run, cfg.data), cfg.eval)
+        metrics["oracle.after"], samples = oracle_metrics(
+            model, encoder, world_dir(cfg.run, cfg.data), cfg.eval
+        )
         tracker.log_table("samples/after", ["prompt", "answer"], samples)
     tracker.summary(metrics)
-    base = cfg.init_from or cfg.model.path or f"tiny Llama (random init, seed {cfg.run.seed})"
+    base = start or cfg.model.path or f"tiny Llama (random init, seed {cfg.run.seed})"
     land_stage(stage, cfg, base=base, data=describe(cfg.data), metrics=metrics)
     tracker.finish()
     log.info("SFT done: %s", stage.final)

@@ -45,6 +45,7 @@ def test_warmup_is_3_percent_of_steps_and_at_least_5():
     assert optimizer_steps(pairs=1025, pairs_per_step=512, epochs=1, max_steps=-1) == 3
     assert optimizer_steps(pairs=1025, pairs_per_step=512, epochs=1, max_steps=7) == 7
 
+
 def test_accumulation_makes_up_the_papers_batch_across_processes(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "8")
     assert accumulation_steps(512, 4, "train.pairs_per_step") == 16  # 512 pairs = 8 GPUs x 4 x 16

@@ -12,7 +12,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = [
-    "logger=none",
     "model.hidden_size=64",
     "model.num_layers=2",
     "model.num_heads=2",
@@ -30,8 +29,11 @@ SMALL = [
 
 def sft(tmp_path, *overrides, check=True, **popen):
     Path(tmp_path).mkdir(parents=True, exist_ok=True)
+    if not any(o.startswith("logger=") for o in overrides):
+        overrides = ("logger=none", *overrides)
     command = [sys.executable, str(REPO / "sft/train.py"), f"run.root={tmp_path}", *SMALL, *overrides]
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "WANDB_API_KEY": "", "PYTHONUNBUFFERED": "1"}
+    env.pop("WANDB_MODE", None)
     if popen:
         return subprocess.Popen(command, cwd=tmp_path, env=env, **popen)
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
@@ -43,7 +45,7 @@ def sft(tmp_path, *overrides, check=True, **popen):
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("sft")
-    sft(root, "data.max_train_samples=400")
+    sft(root, "data.max_train_samples=400", "logger=wandb", "train.eval_steps=20")
     return root / "default" / "sft"
 
 
@@ -58,6 +60,15 @@ def test_output_follows_the_stage_contract(small_run):
         assert metrics[key] is not None, key
     assert set(metrics["oracle.after"]) >= {"helpfulness", "unsafe_compliance", "false_refusal"}
     assert metrics["world_size"] == 1 and metrics["replicas_identical"] is True
+
+
+@pytest.mark.slow
+def test_wandb_runs_offline_without_a_key_and_logs_sample_tables(small_run):
+    runs = list((small_run.parent / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, "one offline wandb run for the stage, in the run folder"
+    logged = b"".join(p.read_bytes() for p in runs[0].rglob("*.wandb"))
+    assert b"samples/eval" in logged and b"samples/after" in logged
+    assert b"llama-rlhf" in logged  # the project
 
 
 @pytest.mark.slow

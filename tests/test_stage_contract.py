@@ -65,7 +65,12 @@ def test_last_complete_checkpoint_skips_half_written_ones(tmp_path):
 def test_find_policy_prefers_the_newest_stage(tmp_path):
     cfg = run_cfg(tmp_path)
     assert find_policy(cfg) is None
-    for name in ["sft", "rejection_sampling/iter-1", "rejection_sampling/iter-2", "rejection_sampling/iter-10"]:
+    for name in [
+        "sft",
+        "rejection_sampling/iter-1",
+        "rejection_sampling/iter-2",
+        "rejection_sampling/iter-10",
+    ]:
         (tmp_path / "r1" / name).mkdir(parents=True)
         write_json(tmp_path / "r1" / name / "metrics.json", {})
     (tmp_path / "r1" / "ppo.partial").mkdir()
@@ -80,7 +85,9 @@ def test_pipeline_overrides_go_to_every_stage_or_a_prefixed_one():
     argv = ["run.name=x", "sft:train.epochs=1", "reward:train.lr=1e-5", "logger=none"]
     assert stage_overrides("sft", argv) == ["run.name=x", "train.epochs=1", "logger=none"]
     assert stage_overrides("reward", argv) == ["run.name=x", "train.lr=1e-5", "logger=none"]
-    assert stage_overrides("sft", ["model.path=/a:b"]) == ["model.path=/a:b"], "a colon inside a value is kept"
+    assert stage_overrides("sft", ["model.path=/a:b"]) == ["model.path=/a:b"], (
+        "a colon inside a value is kept"
+    )
 
 
 def test_wandb_is_offline_without_an_api_key(monkeypatch):
