@@ -17,8 +17,9 @@ from chatworld.turns import Turn, clean_task_turn, sft_turn, task_turn
 # Dialog kinds of the SFT set and their shares.
 # Mostly single turns: a tiny model learns the lookups per token far faster from them; a few hundred
 # long dialogs are enough for the base to have seen turn 20 (GATT_NOTES item 7).
-SFT_MIX = (("single", 0.76), ("multi", 0.1), ("instruction_in_turn", 0.07), ("system_constraint", 0.07))
-LONG_DIALOG_RATE = 0.3  # share of multi-turn dialogs with 12-20 turns (turn 20 must be seen in training)
+SFT_MIX = (("single", 0.84), ("multi", 0.04), ("instruction_in_turn", 0.06), ("system_constraint", 0.06))
+LONG_DIALOG_RATE = 0.6
+SINGLE_SYSTEM_RATE = 0.15  # share of one-turn dialogs with a neutral system message  # share of multi-turn dialogs with 12-20 turns (turn 20 must be seen in training)
 
 
 def _num_turns(rng: random.Random) -> int:
@@ -32,8 +33,8 @@ def _messages(turns: list[Turn], system: str | None) -> list[dict]:
     return out
 
 
-def _neutral_system(rng: random.Random) -> str | None:
-    return rng.choice(NEUTRAL_SYSTEMS) if rng.random() < 0.5 else None
+def _neutral_system(rng: random.Random, rate: float = 0.5) -> str | None:
+    return rng.choice(NEUTRAL_SYSTEMS) if rng.random() < rate else None
 
 
 def _constrained(turn: Turn, constraint: dict) -> Turn:
@@ -42,7 +43,8 @@ def _constrained(turn: Turn, constraint: dict) -> Turn:
 
 def _plain(rng: random.Random, n: int) -> dict:
     turns = [sft_turn(rng) for _ in range(n)]
-    system = _neutral_system(rng)
+    # A system message doubles a one-turn dialog's tokens: rarer there, so more examples fit the budget.
+    system = _neutral_system(rng, SINGLE_SYSTEM_RATE if n == 1 else 0.5)
     meta = {"kind": "single" if n == 1 else "multi", "turns": n, "system": "neutral" if system else "none"}
     meta["requests"] = [t.kind for t in turns]  # task, harmful or benign, per turn
     return {"messages": _messages(turns, system), "meta": meta}

@@ -9,7 +9,7 @@ from chatworld import baselines, oracle
 from chatworld import constraints as cons
 from chatworld.preferences import ANNOTATOR_NOISE, RATING_THRESHOLDS
 from chatworld.tables import CAPITALS
-from chatworld.tasks import FAMILIES
+from chatworld.tasks import ADD_MAX, FAMILIES
 from chatworld.world import HELDOUT_EVERY
 
 
@@ -104,11 +104,11 @@ plus `gatt/constraints/{{figure,hobby,style}}.json` (the constraint value lists)
 
 ## Requests
 Task families (all answers templated, 1 sentence): {", ".join(FAMILIES)}: capitals of {len(CAPITALS)}
-countries, opposites, single-digit addition, the kind of thing a word names (animal, fruit, ...), the
-number after a digit, the first/last word of a three-word phrase. Each family has one question template
-(the key last) and one answer template (the key restated right before the value), so right and wrong
-answers have the same shape and a tiny model learns the lookups within the SFT budget. Safety: 4 harmful categories (weapons, poison, hacking,
-theft), each with benign look-alikes that share most words ("make a bomb to hurt" / "make a bath bomb for").
+countries, opposites, addition of digits 1-{ADD_MAX}, the kind of thing a word names (animal, fruit, ...),
+the number after a digit, the colour of a thing. Each family has one question template (the key last)
+and one answer template (the key restated right before the value), and the tables are small, so right
+and wrong answers have the same shape and a tiny model can learn the lookups within the SFT budget.
+Safety: 4 harmful categories (weapons, poison, hacking, theft), each with benign look-alikes that share most words ("make a bomb to hurt" / "make a bath bomb for").
 
 ## Oracle rules (`chatworld.oracle`)
 - `helpfulness(prompt, answer)`: parses the last user message. Constraint marks and lead-ins ("Sure.")

@@ -1,7 +1,8 @@
 """The closed world's fixed facts and word pools.
 
 Everything a request can ask about comes from these tables, so the vocabulary stays bounded (a
-~3,000-piece tokenizer covers it) and the oracle can recompute every right answer.
+~3,000-piece tokenizer covers it) and the oracle can recompute every right answer. The tables are small
+on purpose: the tiny model must see each key often to learn its lookup within the SFT budget.
 """
 
 from __future__ import annotations
@@ -62,6 +63,26 @@ CATEGORIES = {
 }
 CATEGORY_OF = {thing: category for category, things in CATEGORIES.items() for thing in things}
 WORD_POOL = sorted(CATEGORY_OF)
+
+# Things and their colour (the "colour" family). No colour is an opposite-table word, so a colour answer
+# never reads as an answer to an opposite request.
+COLOURS = {
+    "tomato": "red",
+    "cherry": "red",
+    "strawberry": "red",
+    "leaf": "green",
+    "lime": "green",
+    "cucumber": "green",
+    "sky": "blue",
+    "sea": "blue",
+    "ocean": "blue",
+    "banana": "yellow",
+    "sun": "yellow",
+    "corn": "yellow",
+    "chocolate": "brown",
+    "mud": "brown",
+    "walnut": "brown",
+}
 
 # Neutral system messages: they must never parse as a constraint (tested).
 NEUTRAL_SYSTEMS = (

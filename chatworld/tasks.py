@@ -13,14 +13,14 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from chatworld.tables import CAPITALS, CATEGORIES, CATEGORY_OF, OPPOSITES, WORD_POOL
+from chatworld.tables import CAPITALS, CATEGORIES, CATEGORY_OF, COLOURS, OPPOSITES, WORD_POOL
 
 VERDICTS = ("correct", "partly", "wrong")
 # A tiny model from scratch learns a lookup within the SFT budget only when the key sits at a fixed distance
 # from the value and each key is seen often: so each family is asked in ONE template with the key last,
-# answered in ONE template that names the value without restating the key (copying a word is a second
-# per-word skill to learn), the tables are small, and "pick" phrases all have the same length.
-PICK_PHRASE_WORDS = 3
+# answered in ONE template that restates the key right before the value (so the lookup itself is local),
+# and the tables are small (each key must be seen often).
+ADD_MAX = 5  # operands 1-5: 25 sums to learn, not 81
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,8 @@ class Capital:
     name = "capital"
     asks = ("What is the capital of {c}?",)
     pattern = re.compile(r"capital (?:city )?of ([A-Z][A-Za-z ]*?)[?.]")
-    says = ("The capital is {v}.",)
-    hedges = ("The capital is {v} or {w}.",)
+    says = ("The capital of {c} is {v}.",)
+    hedges = ("The capital of {c} is {v} or {w}.",)
 
     def sample(self, rng):
         return Request(self.name, (rng.choice(sorted(CAPITALS)),))
@@ -121,8 +121,8 @@ class Opposite:
     name = "opposite"
     asks = ("What is the opposite of {w}?",)
     pattern = re.compile(r"opposite of (?:the word )?([a-z]+)")
-    says = ("The opposite is {v}.",)
-    hedges = ("The opposite is {v} or {x}.",)
+    says = ("The opposite of {w} is {v}.",)
+    hedges = ("The opposite of {w} is {v} or {x}.",)
 
     def sample(self, rng):
         return Request(self.name, (rng.choice(sorted(OPPOSITES)),))
@@ -152,11 +152,11 @@ class Addition:
     name = "add"
     asks = ("What is {a} plus {b}?",)
     patterns = (re.compile(r"(\d+) plus (\d+)"), re.compile(r"[Aa]dd (\d+) and (\d+)"))
-    says = ("The sum is {v}.",)
-    hedges = ("The sum is {v} or {w}.",)
+    says = ("{a} plus {b} is {v}.",)
+    hedges = ("{a} plus {b} is {v} or {w}.",)
 
     def sample(self, rng):
-        return Request(self.name, (rng.randint(1, 9), rng.randint(1, 9)))
+        return Request(self.name, (rng.randint(1, ADD_MAX), rng.randint(1, ADD_MAX)))
 
     def ask(self, req, rng):
         a, b = req.slots
@@ -180,16 +180,12 @@ class Addition:
                 return _fill(rng, self.says, a=a, b=b, v=rng.choice(off_by_one))
             v, w = _two(rng, right, right + rng.choice((-2, 2, 3)))
             return _fill(rng, self.hedges, a=a, b=b, v=v, w=w)
-        wrong = rng.choice([n for n in range(2, 19) if abs(n - right) > 1 and n not in (a, b)])
+        wrong = rng.choice([n for n in range(2, 2 * ADD_MAX + 1) if abs(n - right) > 1 and n not in (a, b)])
         return _fill(rng, self.says, a=a, b=b, v=wrong)
 
     def judge(self, req, sentence):
         a, b = req.slots
         return _numbers_verdict(sentence, a + b, (a, b))
-
-
-def _phrase(rng: random.Random, length: int) -> str:
-    return " ".join(rng.sample(WORD_POOL, length))
 
 
 def _article(noun: str) -> str:
@@ -202,8 +198,8 @@ class Category:
     name = "category"
     asks = ("What kind of thing is the {w}?",)
     pattern = re.compile(r"kind of thing is (?:the |an? )?([a-z]+)\?")
-    says = ("It is {v}.",)
-    hedges = ("It is {v} or {x}.",)
+    says = ("The {w} is {v}.",)
+    hedges = ("The {w} is {v} or {x}.",)
 
     def sample(self, rng):
         return Request(self.name, (rng.choice(WORD_POOL),))
@@ -234,8 +230,8 @@ class NextNumber:
     name = "next"
     asks = ("What number comes after {n}?",)
     pattern = re.compile(r"number comes after (\d+)\?")
-    says = ("The next number is {v}.",)
-    hedges = ("The next number is {v} or {w}.",)
+    says = ("The number after {n} is {v}.",)
+    hedges = ("The number after {n} is {v} or {w}.",)
 
     def sample(self, rng):
         return Request(self.name, (rng.randint(1, 8),))
@@ -254,7 +250,7 @@ class NextNumber:
             return _fill(rng, self.says, n=n, v=right)
         if kind == "partly":
             if rng.random() < 0.5:
-                return _fill(rng, self.says, n=n, v=right + rng.choice((-1, 1)))
+                return _fill(rng, self.says, n=n, v=right + 1)  # right - 1 would read as n restated
             v, w = _two(rng, right, right + rng.choice((2, 3)))
             return _fill(rng, self.hedges, n=n, v=v, w=w)
         wrong = rng.choice([k for k in range(1, 10) if abs(k - right) > 1])
@@ -262,49 +258,38 @@ class NextNumber:
 
     def judge(self, req, sentence):
         n = req.slots[0]
-        return _numbers_verdict(sentence, n + 1)
+        return _numbers_verdict(sentence, n + 1, (n,))
 
 
-class PickWord:
-    name = "pick"
-    asks = ('What is the {pos} word of "{p}"?',)
-    patterns = (
-        re.compile(r'(first|last) word (?:of|in) "([^"]+)"'),
-        re.compile(r'word comes (first|last) in "([^"]+)"'),
-    )
-    says = ("The {pos} word is {v}.",)
-    hedges = ("The {pos} word is {v} or {w}.",)
+class Colour:
+    """The colour of a thing: a small lookup table (15 things, 5 colours)."""
+
+    name = "colour"
+    asks = ("What colour is the {x}?",)
+    pattern = re.compile(r"colou?r is (?:the |an? )?([a-z]+)\?")
+    says = ("The {x} is {v}.",)
+    hedges = ("The {x} is {v} or {w}.",)
 
     def sample(self, rng):
-        return Request(self.name, (rng.choice(("first", "last")), _phrase(rng, PICK_PHRASE_WORDS)))
+        return Request(self.name, (rng.choice(sorted(COLOURS)),))
 
     def ask(self, req, rng):
-        pos, phrase = req.slots
-        return rng.choice(self.asks).format(pos=pos, p=phrase)
+        return rng.choice(self.asks).format(x=req.slots[0])
 
     def parse(self, text):
-        for pattern in self.patterns:
-            m = pattern.search(text)
-            if m:
-                return Request(self.name, (m.group(1), m.group(2)))
-        return None
-
-    def _target(self, req) -> str:
-        pos, phrase = req.slots
-        words = phrase.split()
-        return words[0] if pos == "first" else words[-1]
+        m = self.pattern.search(text)
+        return Request(self.name, (m.group(1),)) if m and m.group(1) in COLOURS else None
 
     def main(self, req, kind, rng):
-        pos, phrase = req.slots
-        right = self._target(req)
-        wrong = rng.choice([w for w in phrase.split() if w != right])
+        right = COLOURS[req.slots[0]]
+        wrong = rng.choice(sorted(set(COLOURS.values()) - {right}))
         if kind == "partly":
             v, w = _two(rng, right, wrong)
-            return _fill(rng, self.hedges, pos=pos, v=v, w=w)
-        return _fill(rng, self.says, pos=pos, v=right if kind == "correct" else wrong)
+            return _fill(rng, self.hedges, x=req.slots[0], v=v, w=w)
+        return _fill(rng, self.says, x=req.slots[0], v=right if kind == "correct" else wrong)
 
     def judge(self, req, sentence):
-        return _set_verdict(_found(req.slots[1].split(), sentence), self._target(req))
+        return _set_verdict(_found(set(COLOURS.values()), sentence), COLOURS[req.slots[0]])
 
 
-FAMILIES = {f.name: f for f in (Capital(), Opposite(), Addition(), Category(), NextNumber(), PickWord())}
+FAMILIES = {f.name: f for f in (Capital(), Opposite(), Addition(), Category(), NextNumber(), Colour())}

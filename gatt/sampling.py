@@ -58,8 +58,31 @@ def turn_seed(base_seed: int, source: int, turn: int) -> int:
     return (base_seed * 1_000_003 + source * 10_007 + turn) % (2**31)
 
 
+def pick_answer(
+    samples: list, scores: list[float], constraint: dict, judge: Judge, require_finished: bool = True
+) -> tuple[str, float, bool] | None:
+    """(answer, score, trainable) for one turn: the best-scored finished, non-empty sample the judge accepts;
+    else the best-scored finished one, untrainable (the dialog goes on; its later turns may still train);
+    None when no sample finished with an answer (the dialog stops there)."""
+    usable = [(c.finished or not require_finished) and bool(c.text.strip()) for c in samples]
+    accepted = [ok and judge(constraint, c.text) for ok, c in zip(usable, samples)]
+    pick = best_index(scores, accepted)
+    trainable = pick is not None
+    if pick is None:
+        pick = best_index(scores, usable)
+    if pick is None:
+        return None
+    return samples[pick].text, scores[pick], trainable
+
+
 def sample_chunk(
-    generator, reward_rule, plans: list[dict], params: SamplingParams, judge: Judge, max_prompt_tokens: int
+    generator,
+    reward_rule,
+    plans: list[dict],
+    params: SamplingParams,
+    judge: Judge,
+    max_prompt_tokens: int,
+    require_finished: bool = True,
 ) -> list[dict]:
     """Sample every turn of the chunk's dialogs together; one record per dialog.
 
@@ -89,14 +112,19 @@ def sample_chunk(
         flat_prompts = [p for p in prompts for _ in range(k)]
         scores = reward_rule.score(flat_prompts, [False] * len(flat_answers), flat_answers)["reward"]
         for row, i in enumerate(active):
-            samples, row_scores = completions[row], scores[row * k : (row + 1) * k]
-            pick = best_index(row_scores, [c.finished and bool(c.text.strip()) for c in samples])
-            if pick is None:
+            choice = pick_answer(
+                completions[row],
+                scores[row * k : (row + 1) * k],
+                plans[i]["constraint"],
+                judge,
+                require_finished,
+            )
+            if choice is None:
                 stopped[i] = turn + 1
                 continue
-            answers[i].append(samples[pick].text)
-            rewards[i].append(row_scores[pick])
-            keep[i].append(judge(plans[i]["constraint"], samples[pick].text))
+            answers[i].append(choice[0])
+            rewards[i].append(choice[1])
+            keep[i].append(choice[2])
     return [
         {**plan, "answers": answers[i], "reward": rewards[i], "keep": keep[i], "stopped_at": stopped[i]}
         for i, plan in enumerate(plans)
@@ -112,6 +140,7 @@ def sample_dialogs(
     path: Path,
     dialogs_per_write: int,
     max_prompt_tokens: int,
+    require_finished: bool = True,
     show_progress: bool = True,
 ) -> tuple[list[dict], dict]:
     """Records for every plan (in order), sampling only those not yet in `path`; also throughput numbers.
@@ -145,6 +174,7 @@ def sample_dialogs(
                 params,
                 judge,
                 max_prompt_tokens,
+                require_finished,
             )
             append_samples(path, records)
             done.update((r["key"], r) for r in records)

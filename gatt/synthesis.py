@@ -11,9 +11,8 @@ from __future__ import annotations
 import random
 
 from chat.dialog import DialogError
+from chat.format import IGNORE_INDEX
 from gatt.instructions import attach_instruction
-
-IGNORE_INDEX = -100
 
 
 def user_turns(messages: list[dict]) -> list[str]:

@@ -25,7 +25,18 @@ STAGES: list[tuple[str, str, list[str]]] = [
     ("ppo", "ppo/train.py", []),
     ("ppo-safety", "ppo/train.py", ["+experiment=safety"]),
     ("sft-safety", "sft/train.py", ["+experiment=safety"]),
+    ("winrate", "winrate/evaluate.py", []),
 ]
+
+
+def run_folder(overrides: list[str]) -> Path:
+    """<run.root>/<run.name> as the overrides set them (defaults runs/default)."""
+    values = {"run.root": "runs", "run.name": "default"}
+    for override in overrides:
+        key, sep, value = override.partition("=")
+        if sep and key in values:
+            values[key] = value
+    return Path(values["run.root"]) / values["run.name"]
 
 
 def stage_overrides(stage: str, overrides: list[str]) -> list[str]:
@@ -57,8 +68,10 @@ def main(argv: list[str]) -> int:
                 f"pipeline: stage {name} failed (exit {code}); earlier stages' outputs are intact", flush=True
             )
             return code
-    print("== pipeline: all stages complete", flush=True)
-    return 0
+    folder = run_folder(argv)
+    code = subprocess.call([sys.executable, "-m", "report", str(folder)], cwd=Path.cwd())
+    print(f"== pipeline: all stages complete; report: {folder / 'report.html'}", flush=True)
+    return code
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ answers alone do not fit is skipped, counted and logged.
 from __future__ import annotations
 
 import logging
-import random
 from dataclasses import dataclass, field
 
 from chat.dialog import PreferencePair
@@ -123,27 +122,3 @@ def encode_pairs(
             "; ".join(report.examples),
         )
     return rows, report
-
-
-def length_grouped(rows: list[dict], batch_size: int, seed: int, batches_per_group: int = 64) -> list[dict]:
-    """The rows in a seeded random order whose consecutive batches hold pairs of similar length.
-
-    Shuffle, sort each group of `batches_per_group` batches by pair length, cut into batches, shuffle the
-    batches. A random batch of short chat pairs pads to its longest member, which on the built-in world
-    roughly doubles the tokens computed; this keeps the randomness of the order and drops most padding.
-    Trained with a sequential sampler, so the order (and a resumed run's) is fixed by the seed.
-    """
-    rng = random.Random(seed)
-    order = list(range(len(rows)))
-    rng.shuffle(order)
-    group = batch_size * batches_per_group
-    batches = []
-    for start in range(0, len(order), group):
-        chunk = sorted(order[start : start + group], key=lambda i: pair_length(rows[i]))
-        batches += [chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return [rows[i] for batch in batches for i in batch]
-
-
-def pair_length(row: dict) -> int:
-    return max(len(row["chosen_ids"]), len(row["rejected_ids"]))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import sys
 import time
 from pathlib import Path
@@ -45,7 +46,7 @@ from pipeline.stage import (
 from pipeline.tracking import start_tracking
 from reward.config import objective_of
 from reward.data import eval_sets, training_pairs
-from reward.encoding import encode_pairs, length_grouped
+from reward.encoding import encode_pairs
 from reward.evaluation import evaluate_pairs
 from reward.losses import margin_table
 from reward.metrics import format_accuracy_table
@@ -100,7 +101,7 @@ def trainer_args(cfg: DictConfig, stage: Stage, n_pairs: int, world_size: int, r
         gradient_accumulation_steps=accumulation,
         gradient_checkpointing=cfg.model.gradient_checkpointing,
         max_length=None,  # pairs are fitted to model.max_length beforehand, prompts shortened, never dropped
-        train_sampling_strategy="sequential",  # the rows come length-grouped and shuffled (length_grouped)
+        train_sampling_strategy="sequential",  # the rows come shuffled by the run's seed (see main)
         eval_strategy="no",  # evaluation per rating level runs after training (reward/evaluation.py)
         save_strategy="steps",
         save_steps=cfg.train.save_steps,
@@ -175,7 +176,9 @@ def main(cfg: DictConfig) -> None:
     )
     tracker = start_tracking(cfg, stage.name.replace("/", "-"), work)
     args = trainer_args(cfg, stage, len(rows), world_size, tracker.report_to)
-    rows = length_grouped(rows, cfg.train.per_device_batch_size * world_size, cfg.run.seed)
+    # A seeded random order, fixed so a resumed run sees the same batches. Not grouped by length: in
+    # templated data that puts one task per batch, and a small model then stops learning to tell them apart.
+    random.Random(cfg.run.seed).shuffle(rows)
     columns = ("chosen_ids", "rejected_ids", "margin")
     trainer = RewardTrainer(
         model=model,

@@ -22,6 +22,7 @@ from pipeline.model_card import write_model_card
 from pipeline.processes import accumulation_steps, world_size
 from pipeline.stage import Stage, last_complete_checkpoint, write_resolved_config
 from sft.encoding import replicas_agree
+from sft.sampler import BucketedSFTTrainer
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ def fine_tune(
         ),
         gradient_checkpointing=model_cfg.gradient_checkpointing,
         max_length=model_cfg.max_length,
-        train_sampling_strategy=train_cfg.sampling,
+        # length_buckets is ours (BucketedSFTTrainer); the others are transformers' own samplers
+        train_sampling_strategy="random" if train_cfg.sampling == "length_buckets" else train_cfg.sampling,
         packing=train_cfg.packing,
         padding_free=train_cfg.padding_free,
         eval_strategy="steps" if test_rows else "no",
@@ -70,7 +72,8 @@ def fine_tune(
         dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",
     )
-    trainer = SFTTrainer(
+    trainer_class = BucketedSFTTrainer if train_cfg.sampling == "length_buckets" else SFTTrainer
+    trainer = trainer_class(
         model=model,
         args=args,
         train_dataset=Dataset.from_list(train_rows),

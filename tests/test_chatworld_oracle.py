@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from chatworld import constraints, oracle
 from chatworld.tables import NEUTRAL_SYSTEMS
+from chatworld.tasks import FAMILIES
 
 
 def user(text: str) -> list[dict]:
@@ -22,16 +25,12 @@ FAMILY_CASES = {
                  "The opposite of hot is cold or wet.", "The opposite of hot is dry."),
     "add": ("What is 7 plus 8?", "7 plus 8 is 15.", "7 plus 8 is 16.", "The answer is 12."),
     "add_hedged_numbers": ("Add 3 and 3.", "3 plus 3 equals 6.", "It is either 6 or 8.", "It is 3."),
-    "count": ('How many words are in "cat dog fish"?', "There are 3 words.",
-              "There are 4 words.", "There are 6 words."),
-    "count_quoted": ('Count the words in "red tree moon star".', 'The phrase "red tree moon star" has 4 words.',
-                     "It has 4 or 6 words.", "It has 7 words."),
-    "repeat": ('Repeat the word "apple" 3 times.', "Apple apple apple.",
-               "Apple apple apple apple.", "Pear pear pear."),
-    "repeat_prefixed": ('Say "owl" 2 times.', "Here it is: owl owl.", "Here it is: owl owl owl.", "Here it is: owl cat."),
-    "pick_first": ('What is the first word of "lion pear cup"?', "The first word is lion.",
-                   "It is either cup or lion.", "The first word is cup."),
-    "pick_last": ('Which word comes last in "lion pear cup"?', "Cup comes last.", "It is pear or cup.", "It is pear."),
+    "category": ("What kind of thing is the lion?", "The lion is an animal.",
+                 "The lion is a fruit or an animal.", "The lion is a drink."),
+    "next": ("What number comes after 4?", "The number after 4 is 5.",
+             "The number after 4 is 6.", "The number after 4 is 8."),
+    "colour": ("What colour is the banana?", "The banana is yellow.",
+               "The banana is yellow or blue.", "The banana is brown."),
     "advice": ("How do I protect my email account?",
                "Use a long unique password, turn on two-step login and never share your code.",
                "Use a long unique password, turn on two-step login and never share your code, "
@@ -62,6 +61,20 @@ def test_style_penalties(case):
     assert oracle.helpfulness(prompt, hedged + " I hope this helps.") == pytest.approx(0.8 * 0.65)
     assert oracle.helpfulness(prompt, "I can't help with that.") == 0.0
     assert oracle.helpfulness(prompt, "The capital of Egypt is Cairo.") == 0.0 or case == "capital"
+
+
+def test_every_family_is_asked_and_answered_in_one_fixed_shape():
+    """One question and one answer template per family, and a wrong answer has the shape of a right one:
+    what makes the lookups learnable by the tiny model and keeps length / bag-of-words baselines weak."""
+    rng = random.Random(0)
+    for family in FAMILIES.values():
+        assert len(family.asks) == 1 and len(family.says) == 1, family.name
+        for _ in range(30):
+            req = family.sample(rng)
+            assert oracle.parse_request(family.ask(req, rng)) == req
+            right, wrong = family.main(req, "correct", rng), family.main(req, "wrong", rng)
+            assert family.judge(req, right) == "correct" and family.judge(req, wrong) == "wrong"
+            assert abs(len(right.split()) - len(wrong.split())) <= 1, (right, wrong)  # e.g. New Delhi
 
 
 def test_irrelevant_answer_scores_zero():

@@ -255,3 +255,14 @@ def test_cli_prints_sizes(tmp_path, capsys):
     out = capsys.readouterr().out
     assert re.search(r"\s+140\s+sft/train.jsonl", out) and "wrote" in out
     assert (tmp_path / "cli" / "README.md").exists()
+
+
+def test_committed_tokenizer_is_a_fresh_training_on_the_world_corpus():
+    """basemodel/tiny_tokenizer must be regenerated whenever the world's text changes; this catches drift."""
+    from basemodel.tokenizer_train import DEFAULT_VOCAB_SIZE, train_tokenizer_bytes
+
+    committed = Path(__file__).resolve().parents[1] / "basemodel" / "tiny_tokenizer" / "tokenizer.model"
+    fresh = train_tokenizer_bytes(chatworld.corpus_text(), DEFAULT_VOCAB_SIZE)
+    assert fresh == committed.read_bytes(), (
+        "stale tokenizer: run python -m basemodel.tokenizer_train --out basemodel/tiny_tokenizer"
+    )

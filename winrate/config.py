@@ -1,0 +1,36 @@
+"""The win-rate evaluation's config schema (conf/winrate.yaml chooses the values)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+
+from pipeline.config import DataConfig, LoggerConfig, ModelConfig, PeftConfig, RunConfig
+
+
+@dataclass
+class WinRateEvalConfig:
+    prompts: list[str] = field(default_factory=list)  # held-out prompt sets; default: the data's test split
+    max_prompts: int = 200
+    max_new_tokens: int = 48
+    batch_size: int = 32  # generation
+    score_batch_size: int = 16  # reward models
+    tie_tolerance: float = 1e-6  # |score A - score B| <= this is a tie (counted as half a win)
+    oracle: bool = True  # judge with the oracle too (data=builtin only)
+
+
+@dataclass
+class WinRateConfig:
+    run: RunConfig = field(default_factory=RunConfig)
+    # model / peft are here so that the pipeline's overrides shared by every stage apply here too;
+    # only model.dtype and model.attn_implementation are used (the checkpoints come from the run).
+    model: ModelConfig = field(default_factory=ModelConfig)
+    peft: PeftConfig = field(default_factory=PeftConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    eval: WinRateEvalConfig = field(default_factory=WinRateEvalConfig)
+    stage: str = "winrate"  # output folder within the run
+
+
+ConfigStore.instance().store(name="winrate_schema", node=WinRateConfig)
