@@ -25,8 +25,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# bench/ holds other benchmarks named like the repo's packages (bench/generation.py): import the packages.
-sys.path[:] = [str(REPO)] + [p for p in sys.path if Path(p or ".").resolve() != REPO / "bench"]
 TRL_VERSION = "1.12.0"
 QUESTIONS = [
     "What is the capital of France?", "Name a color of the sky.", "How many legs has a cat?",

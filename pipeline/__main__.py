@@ -25,6 +25,9 @@ STAGES: list[tuple[str, str, list[str]]] = [
     ("ppo", "ppo/train.py", []),
     ("ppo-safety", "ppo/train.py", ["+experiment=safety"]),
     ("sft-safety", "sft/train.py", ["+experiment=safety"]),
+    ("gatt-data", "gatt/synthesize.py", []),
+    ("gatt", "gatt/train.py", []),
+    ("gatt-eval", "gatt/evaluate.py", []),
     ("winrate", "winrate/evaluate.py", []),
 ]
 

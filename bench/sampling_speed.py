@@ -1,8 +1,8 @@
 """Samples/s of batched generation (HFGenerator, many prompts x K samples per call) vs one prompt at a time.
 
-    python bench/generation.py                          # random tiny Llama, 64 built-in-world prompts
-    python bench/generation.py --model runs/dev/sft     # a trained policy
-    python bench/generation.py --prompts 32 --k 4 --batch-size 64 --max-new-tokens 32
+    python bench/sampling_speed.py                          # random tiny Llama, 64 built-in-world prompts
+    python bench/sampling_speed.py --model runs/dev/sft     # a trained policy
+    python bench/sampling_speed.py --prompts 32 --k 4 --batch-size 64 --max-new-tokens 32
 
 Both paths sample the same prompts with the same SamplingParams (K samples per prompt through
 num_return_sequences, KV cache on); the batched path groups prompts of similar length. Sampling runs to
@@ -13,16 +13,10 @@ the ratio for full-length answers. Printed side by side, the ratio last.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if __name__ == "__main__":
-    # `python bench/generation.py` puts bench/ first on sys.path, where this very file would shadow the
-    # `generation` package; the repository root goes there instead.
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-    sys.path.insert(0, str(REPO))
 
 BUILTIN_QUESTIONS = [
     "What is the capital of France?",
