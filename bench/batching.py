@@ -6,7 +6,8 @@ Trains the tiny Llama from scratch with a plain loop on the built-in world's one
 random batches and once with batches grouped by length (what transformers' group_by_length does), and
 prints the oracle's helpfulness per task family on held-out prompts side by side. In templated data equal
 lengths mean one task per batch; a small model fed such batches does not learn to tell the tasks apart.
-Measured here (2 cores, 400 steps of 16, lr 1e-3): grouped 0.0-0.33 per family, random 0.56-1.0.
+Measured here (2 cores, 400 steps of 16, lr 1e-3): grouped 0.0-0.46 per family, random 0.29-1.0
+(capital 0.0 vs 1.0, next 0.17 vs 0.88, category 0.17 vs 0.75).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ class SFTTrainConfig:
     # length_buckets (ours: random batches within coarse length buckets, so one-turn dialogs are not padded
     # to twenty turns) | random | group_by_length | batch_rebalance. Not group_by_length: in templated data,
     # equal lengths mean one task per batch, and a tiny model then never learns to tell the tasks apart
-    # (built-in world, 400 steps: oracle helpfulness per task 0.0-0.3 length-grouped, 0.6-1.0 random).
+    # (built-in world, 400 steps: oracle helpfulness per task 0.0-0.46 length-grouped, 0.29-1.0 random).
     sampling: str = "length_buckets"
     packing: bool = False  # concatenate dialogs into full-length rows (the paper's choice)
     padding_free: bool = False  # one row per batch with no padding (needs flash attention for exact masking)
