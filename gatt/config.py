@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 
-from pipeline.config import DataConfig, LoggerConfig, ModelConfig, PeftConfig, RunConfig
+from pipeline.config import StageConfig
 from ppo.sampling_config import RSRewardConfig
 from sft.config import SFTTrainConfig
 
@@ -57,12 +57,7 @@ class GattEvalConfig:
 
 
 @dataclass
-class GattConfig:
-    run: RunConfig = field(default_factory=RunConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    peft: PeftConfig = field(default_factory=PeftConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
+class GattConfig(StageConfig):
     train: SFTTrainConfig = field(default_factory=SFTTrainConfig)
     reward: RSRewardConfig = field(default_factory=RSRewardConfig)
     synthesis: GattSynthesisConfig = field(default_factory=GattSynthesisConfig)

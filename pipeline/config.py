@@ -83,6 +83,21 @@ class OracleEvalConfig:
     samples_in_table: int = 16
 
 
+@dataclass
+class StageConfig:
+    """What every stage's config starts with: the run, the model (and adapters), the data, the logger.
+
+    Each stage schema subclasses it and adds its own sections, so these keys mean the same everywhere and
+    pipeline-wide overrides (`run.name=x logger=none`) apply to every stage.
+    """
+
+    run: RunConfig = field(default_factory=RunConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    peft: PeftConfig = field(default_factory=PeftConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+
+
 __all__ = [
     "MISSING",
     "DataConfig",
@@ -91,4 +106,5 @@ __all__ = [
     "OracleEvalConfig",
     "PeftConfig",
     "RunConfig",
+    "StageConfig",
 ]

@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 
-from pipeline.config import DataConfig, LoggerConfig, ModelConfig, OracleEvalConfig, PeftConfig, RunConfig
+from pipeline.config import (
+    OracleEvalConfig,
+    StageConfig,
+)
 
 EXPERIMENTS = {"none": "ppo", "safety": "ppo-safety"}  # experiment -> output folder within the run
 VALUE_INITS = ("reward", "policy")
@@ -77,12 +80,7 @@ class PPOEarlyStopConfig:
 
 
 @dataclass
-class PPOConfig:
-    run: RunConfig = field(default_factory=RunConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    peft: PeftConfig = field(default_factory=PeftConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
+class PPOConfig(StageConfig):
     train: PPOTrainConfig = field(default_factory=PPOTrainConfig)
     prompts: PPOPromptConfig = field(default_factory=PPOPromptConfig)
     early_stop: PPOEarlyStopConfig = field(default_factory=PPOEarlyStopConfig)

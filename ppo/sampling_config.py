@@ -11,7 +11,10 @@ from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 
-from pipeline.config import DataConfig, LoggerConfig, ModelConfig, OracleEvalConfig, PeftConfig, RunConfig
+from pipeline.config import (
+    OracleEvalConfig,
+    StageConfig,
+)
 from sft.config import SFTTrainConfig
 
 
@@ -52,12 +55,7 @@ class RSSweepConfig:
 
 
 @dataclass
-class RejectionSamplingConfig:
-    run: RunConfig = field(default_factory=RunConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    peft: PeftConfig = field(default_factory=PeftConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
+class RejectionSamplingConfig(StageConfig):
     train: SFTTrainConfig = field(default_factory=SFTTrainConfig)
     eval: OracleEvalConfig = field(default_factory=OracleEvalConfig)
     sampling: RSSamplingConfig = field(default_factory=RSSamplingConfig)

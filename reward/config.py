@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 
-from pipeline.config import DataConfig, LoggerConfig, ModelConfig, PeftConfig, RunConfig
+from pipeline.config import StageConfig
 
 OBJECTIVES = {"none": "helpfulness", "safety": "safety"}  # experiment -> which reward model to train
 
@@ -63,12 +63,7 @@ class RewardEvalConfig:
 
 
 @dataclass
-class RewardConfig:
-    run: RunConfig = field(default_factory=RunConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    peft: PeftConfig = field(default_factory=PeftConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
+class RewardConfig(StageConfig):
     train: RewardTrainConfig = field(default_factory=RewardTrainConfig)
     mix: RewardMixConfig = field(default_factory=RewardMixConfig)
     eval: RewardEvalConfig = field(default_factory=RewardEvalConfig)

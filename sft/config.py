@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 
-from pipeline.config import DataConfig, LoggerConfig, ModelConfig, OracleEvalConfig, PeftConfig, RunConfig
+from pipeline.config import (
+    OracleEvalConfig,
+    StageConfig,
+)
 
 
 @dataclass
@@ -53,12 +56,7 @@ class DistillConfig:
 
 
 @dataclass
-class SFTConfig:
-    run: RunConfig = field(default_factory=RunConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    peft: PeftConfig = field(default_factory=PeftConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
+class SFTConfig(StageConfig):
     train: SFTTrainConfig = field(default_factory=SFTTrainConfig)
     eval: OracleEvalConfig = field(default_factory=OracleEvalConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)

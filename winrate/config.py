@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 
-from pipeline.config import DataConfig, LoggerConfig, ModelConfig, PeftConfig, RunConfig
+from pipeline.config import StageConfig
 
 
 @dataclass
@@ -21,14 +21,9 @@ class WinRateEvalConfig:
 
 
 @dataclass
-class WinRateConfig:
-    run: RunConfig = field(default_factory=RunConfig)
-    # model / peft are here so that the pipeline's overrides shared by every stage apply here too;
-    # only model.dtype and model.attn_implementation are used (the checkpoints come from the run).
-    model: ModelConfig = field(default_factory=ModelConfig)
-    peft: PeftConfig = field(default_factory=PeftConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
+class WinRateConfig(StageConfig):
+    # Of the shared keys only model.dtype and model.attn_implementation are used (the checkpoints come from
+    # the run); they are there so that the pipeline's overrides shared by every stage apply here too.
     eval: WinRateEvalConfig = field(default_factory=WinRateEvalConfig)
     stage: str = "winrate"  # output folder within the run
 
