@@ -6,6 +6,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from pipeline.config import model_at
 from pipeline.stage import find_policy, run_dir
 
 
@@ -23,4 +24,4 @@ def latest_policy(cfg) -> Path:
 
 def policy_model_cfg(cfg, policy, **overrides):
     """The model config pointing at a checkpoint (dtype, attention etc. as configured unless overridden)."""
-    return OmegaConf.merge(cfg.model, {"path": str(policy), **overrides})
+    return OmegaConf.merge(model_at(cfg.model, policy), overrides)

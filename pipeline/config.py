@@ -98,6 +98,17 @@ class StageConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
 
 
+def model_at(model_cfg, path) -> object:
+    """model.* pointing at a checkpoint: its own weights and tokenizer, the configured dtype and attention.
+
+    A `model.tokenizer` set for the base must not override the tokenizer a checkpoint ships with, and the
+    tiny architecture sizes are unused once a path is set.
+    """
+    from omegaconf import OmegaConf
+
+    return OmegaConf.merge(model_cfg, {"path": str(path), "tokenizer": None})
+
+
 __all__ = [
     "MISSING",
     "DataConfig",
@@ -107,4 +118,5 @@ __all__ = [
     "PeftConfig",
     "RunConfig",
     "StageConfig",
+    "model_at",
 ]

@@ -20,7 +20,7 @@ import sys
 
 import hydra
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from transformers import set_seed
 
 import ppo.sampling_config  # noqa: F401  (registers the config schema)
@@ -29,6 +29,7 @@ from chat.dialog import PromptRecord
 from chat.format import ChatEncoder
 from chat.readers import read_prompts
 from generation import SamplingParams, make_generator
+from pipeline.config import model_at
 from pipeline.inputs import data_sources, describe, world_dir
 from pipeline.oracle_eval import oracle_metrics
 from pipeline.processes import is_main_process, world_size
@@ -68,11 +69,6 @@ def policy_dir(cfg):
             f"no finished SFT model in {run_dir(cfg.run)}; run sft/train.py first or set init_from"
         )
     return policy
-
-
-def policy_model_cfg(cfg, policy):
-    """The model config with the policy checkpoint as its path (dtype, attention etc. as configured)."""
-    return OmegaConf.merge(cfg.model, {"path": str(policy)})
 
 
 def iteration_prompts(cfg) -> list[PromptRecord]:
@@ -198,7 +194,7 @@ def run_sweep(cfg) -> None:
     """Figure 8: the best-of-N curve per temperature, printed and saved as JSON in the run (no fine-tune)."""
     policy = policy_dir(cfg)
     encoder = ChatEncoder.from_path(policy)
-    model = on_accelerator(load_causal_lm(policy_model_cfg(cfg, policy), None, seed=cfg.run.seed))
+    model = on_accelerator(load_causal_lm(model_at(cfg.model, policy), None, seed=cfg.run.seed))
     prompts = iteration_prompts(cfg)[: cfg.sweep.max_prompts]
     generator = make_generator(
         cfg.sampling.backend,
@@ -243,7 +239,7 @@ def main(cfg: DictConfig) -> None:
     log.info("iteration %d: sampling from %s", cfg.iteration, policy)
     encoder = ChatEncoder.from_path(policy)
     prompts = iteration_prompts(cfg)
-    model = on_accelerator(load_causal_lm(policy_model_cfg(cfg, policy), cfg.peft, seed=cfg.run.seed))
+    model = on_accelerator(load_causal_lm(model_at(cfg.model, policy), cfg.peft, seed=cfg.run.seed))
     tracker = start_tracking(cfg, f"{STAGE}-iter-{cfg.iteration}", stage.work)
     use_oracle = cfg.data.name == "builtin" and cfg.eval.oracle and is_main_process()
     metrics: dict = {"iteration": cfg.iteration, "policy": str(policy), "experiment": cfg.experiment}

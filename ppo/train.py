@@ -29,6 +29,7 @@ from basemodel.loading import load_causal_lm, load_sequence_classifier
 from chat.format import ChatEncoder
 from chat.readers import read_prompts
 from generation import SamplingParams, generate_answers, make_generator
+from pipeline.config import model_at
 from pipeline.inputs import data_sources, describe, world_dir
 from pipeline.oracle_eval import oracle_metrics
 from pipeline.stage import Stage, StageAlreadyComplete, find_policy, write_json
@@ -73,20 +74,15 @@ def starting_policy(cfg: DictConfig, stage_name: str) -> Path:
     return found
 
 
-def model_at(cfg: DictConfig, path: Path | str):
-    """model.* pointing at a checkpoint (the tiny sizes are then unused)."""
-    return OmegaConf.merge(cfg.model, {"path": str(path), "tokenizer": None})
-
-
 def load_models(cfg: DictConfig, start: Path, rms: RewardModels, rm_folders: dict):
     """(policy, frozen reference copy or None with LoRA, value model)."""
-    policy = no_dropout(load_causal_lm(model_at(cfg, start), cfg.peft, seed=cfg.run.seed))
+    policy = no_dropout(load_causal_lm(model_at(cfg.model, start), cfg.peft, seed=cfg.run.seed))
     reference = None
     if not uses_lora(policy):
-        reference = freeze(load_causal_lm(model_at(cfg, start), None, seed=cfg.run.seed))
+        reference = freeze(load_causal_lm(model_at(cfg.model, start), None, seed=cfg.run.seed))
     value_from = rm_folders["helpfulness"] if cfg.train.value_init == "reward" else start
     classifier = load_sequence_classifier(
-        model_at(cfg, value_from), cfg.peft, seed=cfg.run.seed, pad_token_id=rms.helpful.pad_id
+        model_at(cfg.model, value_from), cfg.peft, seed=cfg.run.seed, pad_token_id=rms.helpful.pad_id
     )
     return policy, reference, ValueModel(no_dropout(classifier))
 

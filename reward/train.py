@@ -22,7 +22,7 @@ from pathlib import Path
 import hydra
 import torch
 from datasets import Dataset
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from transformers import set_seed
 from trl import RewardConfig as TrlRewardConfig
 from trl import RewardTrainer
@@ -32,6 +32,7 @@ from basemodel.loading import load_sequence_classifier, save_model
 from chat.format import ChatEncoder
 from chat.tokenizer import load_hf_tokenizer, save_tokenizer
 from pipeline import processes
+from pipeline.config import model_at
 from pipeline.inputs import describe
 from pipeline.model_card import write_model_card
 from pipeline.processes import accumulation_steps
@@ -131,11 +132,6 @@ def evaluate_all(cfg: DictConfig, scorer: RewardScorer, objective: str) -> dict:
     return results
 
 
-def model_config_at(cfg: DictConfig, path: str):
-    """model.* with the path set to the checkpoint to start from (the tiny sizes are then unused)."""
-    return OmegaConf.merge(cfg.model, {"path": path, "tokenizer": None})
-
-
 @hydra.main(version_base=None, config_path="../conf", config_name="reward")
 def main(cfg: DictConfig) -> None:
     objective = objective_of(cfg.experiment)
@@ -172,7 +168,7 @@ def main(cfg: DictConfig) -> None:
     }
 
     model = load_sequence_classifier(
-        model_config_at(cfg, init), cfg.peft, seed=cfg.run.seed, pad_token_id=pad_id
+        model_at(cfg.model, init), cfg.peft, seed=cfg.run.seed, pad_token_id=pad_id
     )
     tracker = start_tracking(cfg, stage.name.replace("/", "-"), work)
     args = trainer_args(cfg, stage, len(rows), world_size, tracker.report_to)

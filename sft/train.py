@@ -20,6 +20,7 @@ from transformers import set_seed
 import sft.config  # noqa: F401  (registers the config schema)
 from basemodel.loading import load_causal_lm, load_tokenizer_path
 from chat.format import ChatEncoder
+from pipeline.config import model_at
 from pipeline.inputs import data_sources, describe, read_sft_dialogs, world_dir
 from pipeline.oracle_eval import oracle_metrics
 from pipeline.processes import is_main_process
@@ -78,7 +79,7 @@ def main(cfg: DictConfig) -> None:
     start = starting_checkpoint(cfg, stage.name)
     tokenizer_path = start or load_tokenizer_path(cfg.model)
     encoder = ChatEncoder.from_path(tokenizer_path)
-    model_cfg = cfg.model if start is None else OmegaConf.merge(cfg.model, {"path": start, "tokenizer": None})
+    model_cfg = cfg.model if start is None else model_at(cfg.model, start)
     model = load_causal_lm(model_cfg, cfg.peft, seed=cfg.run.seed)
     tracker = start_tracking(cfg, stage.name, stage.work)  # a no-op on every rank but the first
     use_oracle = cfg.data.name == "builtin" and cfg.eval.oracle and is_main_process()

@@ -17,9 +17,10 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 import winrate.config  # noqa: F401  (registers the config schema)
+from pipeline.config import model_at
 from pipeline.stage import Stage, StageAlreadyComplete, run_dir, write_resolved_config
 from pipeline.tracking import start_tracking
 from winrate.answers import cached_answers
@@ -62,7 +63,7 @@ def greedy_generator(cfg: DictConfig):
 
     def generator_for(folder: Path):
         def generate(dialogs: list[list[dict]]) -> list[str]:
-            model_cfg = OmegaConf.merge(cfg.model, {"path": str(folder), "tokenizer": None})
+            model_cfg = model_at(cfg.model, folder)
             model = on_accelerator(load_causal_lm(model_cfg, None, seed=cfg.run.seed))
             encoder = ChatEncoder.from_path(folder)
             return generate_answers(model, encoder, dialogs, params, batch_size=cfg.eval.batch_size)
