@@ -36,7 +36,7 @@ from gatt.synthesis import user_turns
 from generation import SamplingParams, make_generator
 from pipeline.inputs import data_sources, describe, read_sft_dialogs, world_dir
 from pipeline.processes import world_size
-from pipeline.stage import Stage, StageAlreadyComplete, write_resolved_config
+from pipeline.stage import Stage, write_resolved_config
 from ppo.rejection_sampling import on_accelerator
 from ppo.rs_reward import load_reward_rule
 
@@ -94,10 +94,7 @@ def main(cfg: DictConfig) -> None:
     if world_size() > 1:
         raise SystemExit("GAtt synthesis runs as one process")
     stage = Stage(cfg.run, STAGE)
-    try:
-        stage.begin()
-    except StageAlreadyComplete as done:
-        log.warning("%s", done)
+    if not stage.begin_or_skip():
         return
     set_seed(cfg.run.seed)
     policy = latest_policy(cfg)

@@ -24,7 +24,7 @@ from chat.format import ChatEncoder
 from gatt.dataset import read_training_rows
 from gatt.policy import latest_policy, policy_model_cfg
 from pipeline.processes import is_main_process
-from pipeline.stage import COMPLETE_MARKER, Stage, StageAlreadyComplete, run_dir
+from pipeline.stage import COMPLETE_MARKER, Stage, run_dir
 from pipeline.tracking import start_tracking
 from sft.finetune import fine_tune, land_stage, save_model_stage
 
@@ -47,10 +47,7 @@ def dataset_path(cfg) -> Path:
 @hydra.main(version_base=None, config_path="../conf", config_name="gatt")
 def main(cfg: DictConfig) -> None:
     stage = Stage(cfg.run, STAGE)
-    try:
-        stage.begin()
-    except StageAlreadyComplete as done:
-        log.warning("%s", done)
+    if not stage.begin_or_skip():
         return
     set_seed(cfg.run.seed)
     policy = latest_policy(cfg)

@@ -62,6 +62,16 @@ class Stage:
         self.work.mkdir(parents=True, exist_ok=True)
         return self.work
 
+    def begin_or_skip(self) -> bool:
+        """`begin()`, or log why a finished stage is left alone and return False: rerunning a pipeline over
+        finished stages is not an error, so the stage scripts exit quietly with status 0."""
+        try:
+            self.begin()
+        except StageAlreadyComplete as done:
+            log.warning("%s", done)
+            return False
+        return True
+
     def finish(self, metrics: dict, keep_checkpoints: bool = False) -> Path:
         """Write metrics.json (the completion marker) and move the work folder into place atomically."""
         write_json(self.work / COMPLETE_MARKER, metrics)

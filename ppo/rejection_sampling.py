@@ -33,7 +33,7 @@ from pipeline.config import model_at
 from pipeline.inputs import data_sources, describe, world_dir
 from pipeline.oracle_eval import oracle_metrics
 from pipeline.processes import is_main_process, world_size
-from pipeline.stage import COMPLETE_MARKER, Stage, StageAlreadyComplete, find_policy, run_dir, write_json
+from pipeline.stage import COMPLETE_MARKER, Stage, find_policy, run_dir, write_json
 from pipeline.tracking import start_tracking
 from ppo.rs_reward import load_reward_rule
 from ppo.rs_samples import read_samples, write_samples
@@ -229,10 +229,7 @@ def main(cfg: DictConfig) -> None:
     if cfg.sweep.enabled:
         return run_sweep(cfg)
     stage = Stage(cfg.run, f"{STAGE}/iter-{cfg.iteration}")
-    try:
-        stage.begin()
-    except StageAlreadyComplete as done:
-        log.warning("%s", done)
+    if not stage.begin_or_skip():
         return
     set_seed(cfg.run.seed)
     policy = policy_dir(cfg)

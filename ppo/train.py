@@ -32,7 +32,7 @@ from generation import SamplingParams, generate_answers, make_generator
 from pipeline.config import model_at
 from pipeline.inputs import data_sources, describe, world_dir
 from pipeline.oracle_eval import oracle_metrics
-from pipeline.stage import Stage, StageAlreadyComplete, find_policy, write_json
+from pipeline.stage import Stage, find_policy, write_json
 from pipeline.tracking import start_tracking
 from ppo.checkpoint import last_checkpoint, load_checkpoint, save_checkpoint
 from ppo.config import check_train_config, stage_of
@@ -124,11 +124,9 @@ def main(cfg: DictConfig) -> None:
     stage_name = cfg.stage or stage_of(cfg.experiment)
     check_train_config(cfg.train)
     stage = Stage(cfg.run, stage_name)
-    try:
-        work = stage.begin()
-    except StageAlreadyComplete as done:
-        log.warning("%s", done)
+    if not stage.begin_or_skip():
         return
+    work = stage.work
     set_seed(cfg.run.seed)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     device = accelerator.device

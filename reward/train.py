@@ -39,7 +39,6 @@ from pipeline.processes import accumulation_steps
 from pipeline.stage import (
     COMPLETE_MARKER,
     Stage,
-    StageAlreadyComplete,
     last_complete_checkpoint,
     run_dir,
     write_resolved_config,
@@ -137,11 +136,9 @@ def main(cfg: DictConfig) -> None:
     objective = objective_of(cfg.experiment)
     margins = margin_table(cfg.train.margin)  # checked before anything runs
     stage = Stage(cfg.run, cfg.stage or f"reward/{objective}")
-    try:
-        work = stage.begin()
-    except StageAlreadyComplete as done:
-        log.warning("%s", done)
+    if not stage.begin_or_skip():
         return
+    work = stage.work
     set_seed(cfg.run.seed)
     world_size = processes.world_size()
     is_main = processes.is_main_process()

@@ -24,7 +24,7 @@ from pipeline.config import model_at
 from pipeline.inputs import data_sources, describe, read_sft_dialogs, world_dir
 from pipeline.oracle_eval import oracle_metrics
 from pipeline.processes import is_main_process
-from pipeline.stage import Stage, StageAlreadyComplete, find_policy
+from pipeline.stage import Stage, find_policy
 from pipeline.tracking import start_tracking
 from sft.callbacks import SampleTableCallback
 from sft.context_distillation import safety_distillation_data
@@ -68,10 +68,7 @@ def main(cfg: DictConfig) -> None:
     if cfg.experiment not in STAGE_OF:
         raise SystemExit(f"experiment={cfg.experiment!r}: SFT knows {', '.join(STAGE_OF)}")
     stage = Stage(cfg.run, cfg.stage or STAGE_OF[cfg.experiment])
-    try:
-        stage.begin()
-    except StageAlreadyComplete as done:
-        log.warning("%s", done)
+    if not stage.begin_or_skip():
         return
     set_seed(cfg.run.seed)
 

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 import winrate.config  # noqa: F401  (registers the config schema)
 from pipeline.config import model_at
-from pipeline.stage import Stage, StageAlreadyComplete, run_dir, write_resolved_config
+from pipeline.stage import Stage, run_dir, write_resolved_config
 from pipeline.tracking import start_tracking
 from winrate.answers import cached_answers
 from winrate.judges import available_judges, on_accelerator
@@ -101,11 +101,9 @@ def evaluate(cfg: DictConfig, stage: Stage) -> dict:
 @hydra.main(version_base=None, config_path=CONF_DIR, config_name="winrate")
 def main(cfg: DictConfig) -> None:
     stage = Stage(cfg.run, cfg.stage)
-    try:
-        work = stage.begin()
-    except StageAlreadyComplete as done:
-        log.warning("%s", done)
+    if not stage.begin_or_skip():
         return
+    work = stage.work
     metrics = evaluate(cfg, stage)
     log.info("win rates (%% with ties as half; win/tie/loss):\n%s", format_winrate_table(metrics["table"]))
     save_winrate_plot(metrics["table"], work / "winrate.png")
