@@ -1,6 +1,6 @@
 """SFT throughput: padded batches vs packing vs padding-free, same data, same model, same steps.
 
-    python bench/sft.py [--steps 30] [--batch 16] [--max-length 1024] [--repeats 2]
+    python bench/sft.py [--steps 12] [--batch 8] [--max-length 256] [--repeats 2]
 
 Trains the tiny Llama with trl's SFTTrainer on the built-in world's SFT dialogs (token-exact Llama 2
 encoding) in each mode and prints trained (non-padding) tokens per second side by side, with the ratio
@@ -47,7 +47,8 @@ def run_mode(mode: str, rows: list[dict], args, out: Path) -> float:
         max_steps=args.steps,
         per_device_train_batch_size=args.batch,
         learning_rate=1e-3,
-        max_length=args.max_length,
+        # padding-free rows are never cut (trl refuses a max_length there): the rows already fit, see main
+        max_length=None if mode == "padding_free" else args.max_length,
         logging_steps=10**6,
         save_strategy="no",
         report_to=[],
@@ -70,9 +71,9 @@ def run_mode(mode: str, rows: list[dict], args, out: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--max-length", type=int, default=1024)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     args = parser.parse_args()
@@ -81,7 +82,10 @@ def main() -> None:
         world = ensure_world(Path(tmp) / "world")
         dialogs, _ = read_dialogs(world / "sft" / "train.jsonl")
         encoder = ChatEncoder.from_path(TINY_TOKENIZER_DIR)
-        rows = [encoder.encode_for_training(d) for d in dialogs[: args.steps * args.batch * 2]]
+        # Only dialogs that fit max_length, so every mode trains on the same, uncut tokens.
+        encoded = (encoder.encode_for_training(d) for d in dialogs)
+        fitting = [row for row in encoded if len(row["input_ids"]) <= args.max_length]
+        rows = fitting[: args.steps * args.batch * 2]
         speeds: dict[str, list[float]] = {mode: [] for mode in args.modes}
         for _ in range(args.repeats):
             for mode in args.modes:

@@ -1,7 +1,10 @@
 """Oracle evaluation of a policy on the world's held-out prompts and GAtt dialogs.
 
 Stages call ``evaluate_policy`` before and after training (stored as ``oracle.before`` / ``oracle.after``)
-with a ``generate(dialogs) -> answers`` callable of their own (greedy decoding).
+with a ``generate(dialogs) -> answers`` callable of their own. They sample (temperature 1, several answers
+per prompt): greedy decoding shows only a model's most likely answer, and RLHF changes the whole
+distribution a policy samples from (a fine-tuned model that refuses greedily may still comply with a
+harmful request one time in five).
 """
 
 from __future__ import annotations
@@ -66,10 +69,15 @@ def _generate_checked(generate: Generate, dialogs: list[list[dict]]) -> list[str
     return answers
 
 
-def evaluate_policy(generate: Generate, world_dir, max_prompts: int | None = None) -> dict:
-    """Generate on `prompts/test.jsonl` (first max_prompts) and score with the oracle."""
+def evaluate_policy(
+    generate: Generate, world_dir, max_prompts: int | None = None, samples_per_prompt: int = 1
+) -> dict:
+    """Generate on `prompts/test.jsonl` (first max_prompts), each prompt `samples_per_prompt` times in a
+    row, and score every answer with the oracle."""
+    if samples_per_prompt < 1:
+        raise ValueError(f"samples_per_prompt must be >= 1, got {samples_per_prompt}")
     records = read_jsonl(Path(world_dir) / "prompts" / "test.jsonl")[:max_prompts]
-    prompts = [r["prompt"] for r in records]
+    prompts = [r["prompt"] for r in records for _ in range(samples_per_prompt)]
     return oracle_scores(prompts, _generate_checked(generate, prompts))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,10 +63,15 @@ def main(argv: list[str]) -> int:
         if sep and "=" not in prefix and prefix not in known:
             print(f"pipeline: unknown stage prefix {prefix!r} in {override!r} (stages: {', '.join(known)})")
             return 2
+    timings: list[str] = []
     for name, script, extra in STAGES:
         command = [sys.executable, str(REPO / script), *extra, *stage_overrides(name, argv)]
         print(f"== pipeline: {name}: {' '.join(command[1:])}", flush=True)
+        started = time.perf_counter()
         code = subprocess.call(command, cwd=Path.cwd())
+        seconds = time.perf_counter() - started
+        timings.append(f"{name} {seconds:.0f} s")
+        print(f"== pipeline: {name} took {seconds:.0f} s", flush=True)
         if code != 0:
             print(
                 f"pipeline: stage {name} failed (exit {code}); earlier stages' outputs are intact", flush=True
@@ -73,7 +79,10 @@ def main(argv: list[str]) -> int:
             return code
     folder = run_folder(argv)
     code = subprocess.call([sys.executable, "-m", "report", str(folder)], cwd=Path.cwd())
-    print(f"== pipeline: all stages complete; report: {folder / 'report.html'}", flush=True)
+    print(
+        f"== pipeline: all stages complete ({', '.join(timings)}); report: {folder / 'report.html'}",
+        flush=True,
+    )
     return code
 
 

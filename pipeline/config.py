@@ -74,10 +74,15 @@ class DataConfig:
 
 @dataclass
 class OracleEvalConfig:
-    """`oracle.before` / `oracle.after`: greedy answers to the built-in world's held-out prompts, judged."""
+    """`oracle.before` / `oracle.after`: sampled answers to the built-in world's held-out prompts, judged."""
 
     oracle: bool = True  # only with data=builtin; the oracle judges, it never trains anything
     max_prompts: int = 200
+    # The policy's own distribution (temperature 1, as PPO samples), several answers a prompt so that rates
+    # over the few dozen harmful prompts are not one coin flip each; temperature 0 judges greedy answers.
+    temperature: float = 1.0
+    samples_per_prompt: int = 4
+    seed: int = 0
     max_new_tokens: int = 48
     batch_size: int = 32
     samples_in_table: int = 16

@@ -14,10 +14,14 @@ log = logging.getLogger(__name__)
 
 
 def oracle_metrics(model, encoder: ChatEncoder, world, eval_cfg) -> tuple[dict, list[list]]:
-    """Greedy answers to the held-out prompts, judged by the oracle; also returns sample rows for a table."""
+    """Sampled answers to the held-out prompts, judged by the oracle; also returns sample rows for a table.
+
+    The seed is fixed, so `oracle.before` and `oracle.after` draw their samples the same way."""
     from chatworld.evaluation import evaluate_policy
 
-    params = SamplingParams(max_new_tokens=eval_cfg.max_new_tokens, temperature=0.0)
+    params = SamplingParams(
+        max_new_tokens=eval_cfg.max_new_tokens, temperature=eval_cfg.temperature, seed=eval_cfg.seed
+    )
     samples: list[list] = []
 
     def generate(dialogs: list[list[dict]]) -> list[str]:
@@ -26,6 +30,7 @@ def oracle_metrics(model, encoder: ChatEncoder, world, eval_cfg) -> tuple[dict, 
             samples.append([dialog[-1]["content"], answer])
         return answers
 
-    metrics = evaluate_policy(generate, world, max_prompts=eval_cfg.max_prompts)
+    samples_per_prompt = eval_cfg.samples_per_prompt if eval_cfg.temperature > 0 else 1
+    metrics = evaluate_policy(generate, world, eval_cfg.max_prompts, samples_per_prompt)
     log.info("oracle: %s", {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
     return metrics, samples
