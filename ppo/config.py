@@ -89,6 +89,8 @@ class PPOConfig(StageConfig):
     init_from: str | None = None  # the policy to start from; default: the run's newest policy stage
     helpfulness_rm: str | None = None  # default: <run>/reward/helpfulness
     safety_rm: str | None = None  # default: <run>/reward/safety
+    # An empty answer (EOS at once) has no assistant turn an RM can read: it scores this on each RM.
+    empty_answer_score: float = -10.0
     stage: str | None = None  # output folder within the run; default ppo or ppo-safety
 
 

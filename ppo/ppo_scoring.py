@@ -3,29 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from pipeline.stage import COMPLETE_MARKER, run_dir
-from reward.scoring import RewardScorer
-
-
-def reward_model_dir(run_cfg, configured: str | None, objective: str) -> Path:
-    """The configured RM folder, or the run's finished reward/<objective> stage; a clear error otherwise."""
-    if configured:
-        path = Path(configured).expanduser()
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{objective}_rm={configured}: no reward model (config.json) there")
-        return path
-    path = run_dir(run_cfg) / "reward" / objective
-    if not (path / COMPLETE_MARKER).is_file():
-        flag = " +experiment=safety" if objective == "safety" else ""
-        raise FileNotFoundError(
-            f"no finished {objective} reward model at {path}: run python reward/train.py{flag} first "
-            f"(same run.name / run.root), or pass {objective}_rm=PATH"
-        )
-    return path
+from reward.scoring import RewardScorer, reward_model_dir, score_answers
 
 
 @dataclass
@@ -34,14 +15,16 @@ class RewardModels:
 
     helpful: RewardScorer
     safety: RewardScorer | None
+    empty_score: float = -10.0  # what an empty answer (EOS at once) gets from each RM
 
     def score(
         self, dialogs: list[list[dict]], answers: list[str]
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Raw scores (float32, CPU) of each RM for each (prompt dialog, answer text)."""
-        helpful = self.helpful.score(dialogs, answers)
-        safety = self.safety.score(dialogs, answers) if self.safety is not None else None
-        return helpful, safety
+        helpful = score_answers(self.helpful, dialogs, answers, self.empty_score)
+        if self.safety is None:
+            return helpful, None
+        return helpful, score_answers(self.safety, dialogs, answers, self.empty_score)
 
 
 def load_reward_models(cfg, encoder, device) -> tuple[RewardModels, dict[str, str]]:
@@ -54,13 +37,14 @@ def load_reward_models(cfg, encoder, device) -> tuple[RewardModels, dict[str, st
     configured = {"helpfulness": cfg.helpfulness_rm, "safety": cfg.safety_rm}
     scorers, folders = {}, {}
     for objective in objectives:
-        folder = reward_model_dir(cfg.run, configured[objective], objective)
+        folder = reward_model_dir(cfg.run, configured[objective], objective, f"{objective}_rm")
         model = freeze(AutoModelForSequenceClassification.from_pretrained(str(folder))).to(device)
         scorers[objective] = RewardScorer(
             model, encoder, batch_size=cfg.train.score_batch_size, max_length=cfg.model.max_length
         )
         folders[objective] = str(folder)
-    return RewardModels(scorers["helpfulness"], scorers.get("safety")), folders
+    models = RewardModels(scorers["helpfulness"], scorers.get("safety"), cfg.empty_answer_score)
+    return models, folders
 
 
 @dataclass(frozen=True)

@@ -8,28 +8,13 @@ helpfulness RM's. Scores stay raw (logit scale): ranking within a prompt is all 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import torch
 
-from pipeline.stage import COMPLETE_MARKER, run_dir
 from ppo.rewards import combine_rewards
+from reward.scoring import reward_model_dir, score_answers
 
 log = logging.getLogger(__name__)
-
-
-def reward_model_dir(run_cfg, configured: str | None, objective: str) -> Path:
-    """The configured reward model, or the run's finished `reward/<objective>` stage; a clear error if absent."""
-    path = Path(configured) if configured else run_dir(run_cfg) / "reward" / objective
-    if configured is None and not (path / COMPLETE_MARKER).is_file():
-        flag = " +experiment=safety" if objective == "safety" else ""
-        raise FileNotFoundError(
-            f"reward.{objective}: no finished {objective} reward model at {path}; train it first "
-            f"(python reward/train.py run.name={run_cfg.name}{flag}) or set reward.{objective}=<dir>"
-        )
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"reward.{objective}: {path} holds no model (no config.json)")
-    return path
 
 
 class RewardRule:
@@ -49,27 +34,17 @@ class RewardRule:
             raise ValueError(
                 f"{len(prompts)} prompts, {len(is_safety)} is_safety flags, {len(answers)} answers"
             )
-        real = [i for i, answer in enumerate(answers) if answer.strip()]
-        scores = {"helpful": self.helpful.score([prompts[i] for i in real], [answers[i] for i in real])}
+        scores = {"helpful": score_answers(self.helpful, prompts, answers, self.empty_score)}
         if self.safety is None:
             scores["reward"] = scores["helpful"]
         else:
-            scores["safety"] = self.safety.score([prompts[i] for i in real], [answers[i] for i in real])
-            flags = torch.tensor([is_safety[i] for i in real], dtype=torch.bool)
+            scores["safety"] = score_answers(self.safety, prompts, answers, self.empty_score)
+            flags = torch.tensor(is_safety, dtype=torch.bool)
+            # an empty answer scores empty_score on both RMs, so it counts as unsafe and keeps that score
             scores["reward"], scores["used_safety"] = combine_rewards(
                 scores["helpful"], scores["safety"], flags, self.threshold
             )
-        return {
-            name: scattered(values, real, len(answers), self.empty_score) for name, values in scores.items()
-        }
-
-
-def scattered(values: torch.Tensor, rows: list[int], size: int, fill: float) -> list:
-    """`values` placed at `rows` of a list of `size`, the other rows `fill` (True for bool flags)."""
-    out = [True if values.dtype == torch.bool else fill] * size
-    for row, value in zip(rows, values.tolist(), strict=True):
-        out[row] = value
-    return out
+        return {name: values.tolist() for name, values in scores.items()}
 
 
 def load_reward_rule(cfg) -> RewardRule:
@@ -85,7 +60,7 @@ def load_reward_rule(cfg) -> RewardRule:
         )
 
     def scorer(objective: str) -> RewardScorer:
-        path = reward_model_dir(cfg.run, cfg.reward[objective], objective)
+        path = reward_model_dir(cfg.run, cfg.reward[objective], objective, f"reward.{objective}")
         log.info("%s reward model: %s", objective, path)
         model = AutoModelForSequenceClassification.from_pretrained(str(path))
         if torch.cuda.is_available():

@@ -123,3 +123,35 @@ class RewardScorer:
     def score(self, prompts: list[list[dict]], answers: list[str]) -> torch.Tensor:
         """One raw reward per (prompt dialog ending with a user turn, answer); apply sigmoid yourself."""
         return self.score_ids(self.encode(prompts, answers))
+
+
+def score_answers(scorer, prompts: list[list[dict]], answers: list[str], empty_score: float) -> torch.Tensor:
+    """`scorer.score` of every answer, with `empty_score` for the empty ones.
+
+    An empty answer (the policy said EOS at once) has no assistant turn in the chat format, so no reward
+    model can read it; it gets `empty_score` (meant to be below anything a real answer gets) instead.
+    """
+    if len(prompts) != len(answers):
+        raise ValueError(f"score: {len(prompts)} prompts but {len(answers)} answers")
+    real = [i for i, answer in enumerate(answers) if answer.strip()]
+    scores = torch.full((len(answers),), float(empty_score), dtype=torch.float32)
+    if real:
+        scores[real] = scorer.score([prompts[i] for i in real], [answers[i] for i in real]).float()
+    return scores
+
+
+def reward_model_dir(run_cfg, configured: str | None, objective: str, key: str) -> Path:
+    """The configured reward model (config key `key`), or the run's finished `reward/<objective>` stage;
+    a clear error naming the key and the command to run when there is neither."""
+    from pipeline.stage import COMPLETE_MARKER, run_dir
+
+    path = Path(configured).expanduser() if configured else run_dir(run_cfg) / "reward" / objective
+    if configured is None and not (path / COMPLETE_MARKER).is_file():
+        flag = " +experiment=safety" if objective == "safety" else ""
+        raise FileNotFoundError(
+            f"{key}: no finished {objective} reward model at {path}; train it first "
+            f"(python reward/train.py run.name={run_cfg.name}{flag}) or set {key}=<dir>"
+        )
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{key}: {path} holds no model (no config.json)")
+    return path

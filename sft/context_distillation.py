@@ -82,12 +82,11 @@ def safety_distillation_data(cfg, model, encoder) -> tuple[list, dict]:
     """The run's safety prompts and safety RM, then `distillation_dialogs`."""
     from chat.readers import read_prompts
     from pipeline.inputs import data_sources
-    from ppo.rs_reward import reward_model_dir
-    from reward.scoring import RewardScorer
+    from reward.scoring import RewardScorer, reward_model_dir
 
     sources = list(cfg.distill.prompts) or data_sources(cfg.run, cfg.data, "train", "prompts/{split}.jsonl")
     records, _ = read_prompts(sources, split="train")
-    rm_dir = reward_model_dir(cfg.run, cfg.distill.safety_rm, "safety")
+    rm_dir = reward_model_dir(cfg.run, cfg.distill.safety_rm, "safety", "distill.safety_rm")
     scorer = RewardScorer(str(rm_dir), batch_size=cfg.distill.batch_size)
     dialogs, stats = distillation_dialogs(model, encoder, records, scorer, cfg.distill)
     return dialogs, {**stats, "safety_rm": str(rm_dir)}

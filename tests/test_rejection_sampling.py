@@ -270,3 +270,19 @@ def test_temperature_sweep_gives_a_curve_per_temperature():
     assert "N=3" in table and "+2.000" in table
     with pytest.raises(ValueError, match="> 0"):
         temperature_sweep(CountingGenerator(), SampleNumberReward(), prompts, params, [0.0])
+
+
+def test_ppo_reward_models_score_empty_answers_without_reading_them():
+    """PPO's policy may say EOS at once: that answer must get the floor score, not crash the RM encoder."""
+    from ppo.ppo_scoring import RewardModels
+
+    class Strict(FixedScorer):
+        def score(self, prompts, answers):
+            assert all(a.strip() for a in answers), "an empty answer reached the reward model"
+            return super().score(prompts, answers)
+
+    models = RewardModels(Strict({"x": 2.0}), Strict({"x": -1.0}), empty_score=-7.0)
+    helpful, safety = models.score([user("q")] * 3, ["x", "", "x"])
+    assert helpful.tolist() == [2.0, -7.0, 2.0] and safety.tolist() == [-1.0, -7.0, -1.0]
+    helpful, safety = RewardModels(Strict({}), None, empty_score=-7.0).score([user("q")], [" "])
+    assert helpful.tolist() == [-7.0] and safety is None
