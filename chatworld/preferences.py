@@ -38,9 +38,6 @@ CANDIDATE_KINDS = (
 )
 MAX_TRIES = 200
 ANNOTATOR_NOISE = 0.05  # half-width; below the smallest oracle penalty (0.1), far below "better" (0.3)
-# Share of helpfulness pairs whose two answers are written in one style (same lead-in, hedge, verbosity,
-# sloppiness), so they differ in what they say: two samples of one model at one temperature often do.
-SAME_STYLE_RATE = 0.5
 
 
 def rating_for_gap(gap: float) -> str | None:
@@ -106,11 +103,8 @@ def helpfulness_pair(rng: random.Random) -> dict:
     req = sample_task(rng)
     prompt = _context(rng) + [{"role": "user", "content": ask(req, rng)}]
 
-    shared_style = _random_style(rng) if rng.random() < SAME_STYLE_RATE else None
-
     def draw() -> str:
-        style = shared_style or _random_style(rng)
-        return write_answer(req, _weighted(rng, CANDIDATE_KINDS), style, rng)
+        return write_answer(req, _weighted(rng, CANDIDATE_KINDS), _random_style(rng), rng)
 
     return _pair(rng, prompt, draw, oracle.helpfulness, {"objective": "helpfulness", "family": req.family})
 
