@@ -286,3 +286,18 @@ def test_ppo_reward_models_score_empty_answers_without_reading_them():
     assert helpful.tolist() == [2.0, -7.0, 2.0] and safety.tolist() == [-1.0, -7.0, -1.0]
     helpful, safety = RewardModels(Strict({}), None, empty_score=-7.0).score([user("q")], [" "])
     assert helpful.tolist() == [-7.0] and safety is None
+
+
+def test_a_missing_reward_model_names_the_key_to_set(tmp_path):
+    from omegaconf import OmegaConf
+
+    from reward.scoring import reward_model_dir
+
+    run = OmegaConf.create({"root": str(tmp_path), "name": "exp"})
+    with pytest.raises(
+        FileNotFoundError, match=r"safety_rm: no finished safety reward model .*\+experiment=safety"
+    ):
+        reward_model_dir(run, None, "safety", "safety_rm")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"reward.helpfulness: .*empty holds no model"):
+        reward_model_dir(run, str(tmp_path / "empty"), "helpfulness", "reward.helpfulness")
