@@ -18,8 +18,8 @@ from chatworld.turns import Turn, clean_task_turn, sft_turn, task_turn
 # Mostly single turns: a tiny model learns the lookups per token far faster from them; a few hundred
 # long dialogs are enough for the base to have seen turn 20 (GATT_NOTES item 7).
 SFT_MIX = (("single", 0.84), ("multi", 0.04), ("instruction_in_turn", 0.06), ("system_constraint", 0.06))
-LONG_DIALOG_RATE = 0.6
-SINGLE_SYSTEM_RATE = 0.15  # share of one-turn dialogs with a neutral system message  # share of multi-turn dialogs with 12-20 turns (turn 20 must be seen in training)
+LONG_DIALOG_RATE = 0.6  # share of multi-turn dialogs with 12-20 turns (turn 20 must be seen in training)
+SINGLE_SYSTEM_RATE = 0.15  # share of one-turn dialogs with a neutral system message
 
 
 def _num_turns(rng: random.Random) -> int:
