@@ -63,7 +63,11 @@ def oracle_section(metrics: dict[str, dict]) -> str | None:
                 rows.append([name, when, *[result.get(c) for c in ORACLE_COLUMNS]])
     if not rows:
         return None
-    note = "<p>Greedy answers to the built-in world's held-out prompts, judged by the oracle.</p>"
+    note = (
+        "<p>Each stage's input (before) and output (after) model answering the built-in world's held-out "
+        "prompts, judged by the oracle; answers sampled as the stage's <code>eval</code> settings say "
+        "(by default temperature 1, 4 answers a prompt).</p>"
+    )
     return section("Oracle evaluation per stage", note, table(["stage", "when", *ORACLE_COLUMNS], rows))
 
 
