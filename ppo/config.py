@@ -10,6 +10,7 @@ from pipeline.config import (
     OracleEvalConfig,
     StageConfig,
 )
+from reward.scoring import EMPTY_ANSWER_SCORE
 
 EXPERIMENTS = {"none": "ppo", "safety": "ppo-safety"}  # experiment -> output folder within the run
 VALUE_INITS = ("reward", "policy")
@@ -90,7 +91,7 @@ class PPOConfig(StageConfig):
     helpfulness_rm: str | None = None  # default: <run>/reward/helpfulness
     safety_rm: str | None = None  # default: <run>/reward/safety
     # An empty answer (EOS at once) has no assistant turn an RM can read: it scores this on each RM.
-    empty_answer_score: float = -10.0
+    empty_answer_score: float = EMPTY_ANSWER_SCORE
     stage: str | None = None  # output folder within the run; default ppo or ppo-safety
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from reward.scoring import RewardScorer, reward_model_dir, score_answers
+from reward.scoring import EMPTY_ANSWER_SCORE, RewardScorer, reward_model_dir, score_answers
 
 
 @dataclass
@@ -15,7 +15,7 @@ class RewardModels:
 
     helpful: RewardScorer
     safety: RewardScorer | None
-    empty_score: float = -10.0  # what an empty answer (EOS at once) gets from each RM
+    empty_score: float = EMPTY_ANSWER_SCORE  # what an empty answer (EOS at once) gets from each RM
 
     def score(
         self, dialogs: list[list[dict]], answers: list[str]

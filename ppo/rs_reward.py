@@ -12,7 +12,7 @@ import logging
 import torch
 
 from ppo.rewards import combine_rewards
-from reward.scoring import reward_model_dir, score_answers
+from reward.scoring import EMPTY_ANSWER_SCORE, reward_model_dir, score_answers
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +20,9 @@ log = logging.getLogger(__name__)
 class RewardRule:
     """Scores (prompt, answer) pairs with the helpfulness RM, or with both under Llama 2's rule."""
 
-    def __init__(self, helpful, safety=None, threshold: float = 0.15, empty_score: float = -10.0):
+    def __init__(
+        self, helpful, safety=None, threshold: float = 0.15, empty_score: float = EMPTY_ANSWER_SCORE
+    ):
         self.helpful, self.safety, self.threshold = helpful, safety, threshold
         self.empty_score = empty_score
 

@@ -15,6 +15,7 @@ from pipeline.config import (
     OracleEvalConfig,
     StageConfig,
 )
+from reward.scoring import EMPTY_ANSWER_SCORE
 from sft.config import SFTTrainConfig
 
 
@@ -41,7 +42,9 @@ class RSRewardConfig:
     safety: str | None = None  # default: <run>/reward/safety (used with +experiment=safety)
     safety_threshold: float = 0.15  # Llama 2's rule: the safety RM wins when sigmoid(R_s) is below it
     batch_size: int = 32
-    empty_answer_score: float = -10.0  # an empty answer cannot be scored; it gets this (and is never picked)
+    empty_answer_score: float = (
+        EMPTY_ANSWER_SCORE  # an empty answer cannot be scored; it gets this (and is never picked)
+    )
     max_length: int | None = None  # default: the reward model's max_position_embeddings
 
 

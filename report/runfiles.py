@@ -59,7 +59,7 @@ def read_jsonl(path: Path, limit: int | None = None) -> list[dict]:
 
 
 def sample_conversations(run: Path, per_stage: int) -> dict[str, list[dict]]:
-    """{stage: [{"prompt": [...], "answer": str}]}: the win-rate evaluation's cached greedy answers (the same
+    """{stage: [{"prompt": [...], "answer": str}]}: the win-rate evaluation's cached answers (the same
     held-out prompts for every model), else the answers rejection sampling selected."""
     run = Path(run)
     samples: dict[str, list[dict]] = {}

@@ -164,7 +164,7 @@ def winrate_section(metrics: dict[str, dict]) -> str | None:
         for r in result["table"]
     ]
     note = (
-        f"<p>{result.get('prompts', '?')} held-out prompts, greedy answers; a tie (scores within "
+        f"<p>{result.get('prompts', '?')} held-out prompts, sampled answers (the win-rate stage's eval settings); a tie (scores within "
         f"{result.get('tie_tolerance', '?')}) counts as half a win.</p>"
     )
     header = ["model", "vs", "judge", "win rate %", "win", "tie", "loss"]

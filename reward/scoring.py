@@ -125,7 +125,12 @@ class RewardScorer:
         return self.score_ids(self.encode(prompts, answers))
 
 
-def score_answers(scorer, prompts: list[list[dict]], answers: list[str], empty_score: float) -> torch.Tensor:
+EMPTY_ANSWER_SCORE = -10.0  # below what the reward models give any real answer
+
+
+def score_answers(
+    scorer, prompts: list[list[dict]], answers: list[str], empty_score: float = EMPTY_ANSWER_SCORE
+) -> torch.Tensor:
     """`scorer.score` of every answer, with `empty_score` for the empty ones.
 
     An empty answer (the policy said EOS at once) has no assistant turn in the chat format, so no reward

@@ -128,6 +128,13 @@ def test_answers_are_generated_once_and_regenerated_when_the_model_or_prompts_ch
     assert cached_answers("ppo", model, prompts[:1], [work, final], generator_for) == ["answer 3 to hi"]
     header = json.loads((work / "answers" / "ppo.jsonl").read_text().splitlines()[0])
     assert header["stage"] == "ppo"
+    # other sampling settings: the cached answers are not theirs
+    assert cached_answers("ppo", model, prompts[:1], [work, final], generator_for, "temperature=0.0") == [
+        "answer 4 to hi"
+    ]
+    assert cached_answers("ppo", model, prompts[:1], [work, final], generator_for, "temperature=0.0") == [
+        "answer 4 to hi"
+    ]
 
 
 MODEL = {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 128}
@@ -204,3 +211,15 @@ def test_config_takes_the_overrides_the_pipeline_gives_every_stage_and_rejects_t
         )
         with pytest.raises(ConfigCompositionException):
             compose("winrate", ["eval.max_prompt=7"])
+
+
+def test_a_reward_model_judge_ranks_an_empty_answer_last(tmp_path):
+    """Sampled answers can be empty (EOS at once); the RM judge scores them below anything, not crash."""
+    from reward.scoring import EMPTY_ANSWER_SCORE
+    from winrate.judges import reward_model_judge
+
+    make_run(tmp_path / "exp")
+    judge = reward_model_judge(tmp_path / "exp" / "reward" / "helpfulness", batch_size=4)
+    prompt = [{"role": "user", "content": "What is 2 plus 3?"}]
+    scores = judge([prompt] * 3, ["2 plus 3 is 5.", "", "It is 5."])
+    assert scores[1] == EMPTY_ANSWER_SCORE and min(scores[0], scores[2]) > EMPTY_ANSWER_SCORE

@@ -1,9 +1,9 @@
-"""Each model's greedy answers to the held-out prompts, generated once and cached in the stage's output.
+"""Each model's answers to the held-out prompts, generated once and cached in the stage's output.
 
 The cache (`answers/<stage>.jsonl`, one {"prompt", "answer"} per line after a header line naming the
-stage and the model's fingerprint) lets every judge score the same answers and lets an interrupted evaluation resume
-without regenerating the models it had finished. A cache made for other prompts or for a model that has
-since been retrained is ignored, never silently reused.
+stage, the model's fingerprint and the sampling settings) lets every judge score the same answers and lets
+an interrupted evaluation resume without regenerating the models it had finished. A cache made for other
+prompts, other sampling settings or a model that has since been retrained is ignored, never silently reused.
 """
 
 from __future__ import annotations
@@ -68,10 +68,11 @@ def cached_answers(
     prompts: list[list[dict]],
     folders: list[Path],
     generate_for: Callable[[Path], Generate],
+    settings: str = "",
 ) -> list[str]:
-    """Answers of the model in `stage_dir`: from the first valid cache in `folders`, else generated and
-    cached in `folders[0]` (the work folder)."""
-    fingerprint = model_fingerprint(stage_dir)
+    """Answers of the model in `stage_dir` under the sampling `settings`: from the first valid cache in
+    `folders`, else generated and cached in `folders[0]` (the work folder)."""
+    fingerprint = f"{model_fingerprint(stage_dir)} {settings}".strip()
     for folder in folders:
         answers = read_cache(Path(folder) / "answers" / cache_name(stage), prompts, fingerprint)
         if answers is not None:

@@ -14,6 +14,10 @@ class WinRateEvalConfig:
     prompts: list[str] = field(default_factory=list)  # held-out prompt sets; default: the data's test split
     max_prompts: int = 200
     max_new_tokens: int = 48
+    # Sampled as the stages' oracle evaluation samples (greedy answers of nearby models are mostly identical,
+    # so nearly every comparison was a tie); the fixed seed makes every model draw the same way. 0: greedy.
+    temperature: float = 1.0
+    seed: int = 0
     batch_size: int = 32  # generation
     score_batch_size: int = 16  # reward models
     tie_tolerance: float = 1e-6  # |score A - score B| <= this is a tie (counted as half a win)

@@ -53,13 +53,16 @@ def heldout_prompts(cfg: DictConfig) -> list[list[dict]]:
     return [r.prompt for r in records[: cfg.eval.max_prompts]]
 
 
-def greedy_generator(cfg: DictConfig):
-    """stage folder -> generate(dialogs) -> answers, with that stage's model loaded for the call."""
+def answer_generator(cfg: DictConfig) -> tuple:
+    """(stage folder -> generate(dialogs) -> answers with that stage's model loaded for the call, a text
+    naming the sampling settings, which the answer caches are keyed by)."""
     from basemodel.loading import load_causal_lm
     from chat.format import ChatEncoder
     from generation import SamplingParams, generate_answers
 
-    params = SamplingParams(max_new_tokens=cfg.eval.max_new_tokens, temperature=0.0)
+    params = SamplingParams(
+        max_new_tokens=cfg.eval.max_new_tokens, temperature=cfg.eval.temperature, seed=cfg.eval.seed
+    )
 
     def generator_for(folder: Path):
         def generate(dialogs: list[list[dict]]) -> list[str]:
@@ -70,7 +73,8 @@ def greedy_generator(cfg: DictConfig):
 
         return generate
 
-    return generator_for
+    settings = f"max_new_tokens={params.max_new_tokens} temperature={params.temperature} seed={params.seed}"
+    return generator_for, settings
 
 
 def evaluate(cfg: DictConfig, stage: Stage) -> dict:
@@ -81,10 +85,10 @@ def evaluate(cfg: DictConfig, stage: Stage) -> dict:
     prompts = heldout_prompts(cfg)
     with_oracle = cfg.data.name == "builtin" and cfg.eval.oracle
     judges = available_judges(run, with_oracle, cfg.eval.score_batch_size)
-    generator_for = greedy_generator(cfg)
+    generator_for, settings = answer_generator(cfg)
     scores: dict[str, dict[str, list[float]]] = {}
     for name, folder in stages:
-        answers = cached_answers(name, folder, prompts, [stage.work, stage.final], generator_for)
+        answers = cached_answers(name, folder, prompts, [stage.work, stage.final], generator_for, settings)
         scores[name] = {judge: [float(s) for s in score(prompts, answers)] for judge, score in judges.items()}
         log.info("%s: scored %d answers by %s", name, len(answers), ", ".join(judges))
     rows = winrate_rows(scores, pairs, cfg.eval.tie_tolerance)

@@ -24,11 +24,12 @@ def reward_model_judge(folder: Path, batch_size: int) -> Judge:
     from transformers import AutoModelForSequenceClassification
 
     from chat.format import ChatEncoder
-    from reward.scoring import RewardScorer
+    from reward.scoring import RewardScorer, score_answers
 
     model = on_accelerator(AutoModelForSequenceClassification.from_pretrained(str(folder)))
     scorer = RewardScorer(model, ChatEncoder.from_path(folder), batch_size=batch_size)
-    return lambda prompts, answers: scorer.score(prompts, answers).tolist()
+    # a sampled answer can be empty (EOS at once): it loses to any real answer instead of stopping the stage
+    return lambda prompts, answers: score_answers(scorer, prompts, answers).tolist()
 
 
 def oracle_judge(prompts: list[list[dict]], answers: list[str]) -> list[float]:
