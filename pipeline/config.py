@@ -72,6 +72,20 @@ class DataConfig:
     max_train_samples: int | None = None
 
 
+# What an empty answer (the policy said EOS at once) scores on a reward model: the chat format has no empty
+# assistant turn for a model to read, and this is below what the models give any real answer.
+EMPTY_ANSWER_SCORE = -10.0
+
+
+@dataclass
+class RewardModelsConfig:
+    """The reward models a stage scores answers with (rejection sampling, PPO, GAtt)."""
+
+    helpfulness: str | None = None  # default: <run>/reward/helpfulness
+    safety: str | None = None  # default: <run>/reward/safety (used with +experiment=safety)
+    empty_answer_score: float = EMPTY_ANSWER_SCORE
+
+
 @dataclass
 class OracleEvalConfig:
     """`oracle.before` / `oracle.after`: sampled answers to the built-in world's held-out prompts, judged."""
@@ -115,11 +129,13 @@ def model_at(model_cfg, path) -> object:
 
 
 __all__ = [
+    "EMPTY_ANSWER_SCORE",
     "MISSING",
     "DataConfig",
     "LoggerConfig",
     "ModelConfig",
     "OracleEvalConfig",
+    "RewardModelsConfig",
     "PeftConfig",
     "RunConfig",
     "StageConfig",

@@ -8,9 +8,9 @@ from hydra.core.config_store import ConfigStore
 
 from pipeline.config import (
     OracleEvalConfig,
+    RewardModelsConfig,
     StageConfig,
 )
-from reward.scoring import EMPTY_ANSWER_SCORE
 
 EXPERIMENTS = {"none": "ppo", "safety": "ppo-safety"}  # experiment -> output folder within the run
 VALUE_INITS = ("reward", "policy")
@@ -88,10 +88,7 @@ class PPOConfig(StageConfig):
     eval: OracleEvalConfig = field(default_factory=OracleEvalConfig)
     experiment: str = "none"  # none: helpfulness RM | safety: both RMs under the Llama 2 rule
     init_from: str | None = None  # the policy to start from; default: the run's newest policy stage
-    helpfulness_rm: str | None = None  # default: <run>/reward/helpfulness
-    safety_rm: str | None = None  # default: <run>/reward/safety
-    # An empty answer (EOS at once) has no assistant turn an RM can read: it scores this on each RM.
-    empty_answer_score: float = EMPTY_ANSWER_SCORE
+    reward: RewardModelsConfig = field(default_factory=RewardModelsConfig)
     stage: str | None = None  # output folder within the run; default ppo or ppo-safety
 
 

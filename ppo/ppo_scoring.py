@@ -34,16 +34,15 @@ def load_reward_models(cfg, encoder, device) -> tuple[RewardModels, dict[str, st
     from ppo.ppo_models import freeze
 
     objectives = ["helpfulness"] + (["safety"] if cfg.experiment == "safety" else [])
-    configured = {"helpfulness": cfg.helpfulness_rm, "safety": cfg.safety_rm}
     scorers, folders = {}, {}
     for objective in objectives:
-        folder = reward_model_dir(cfg.run, configured[objective], objective, f"{objective}_rm")
+        folder = reward_model_dir(cfg.run, cfg.reward[objective], objective, f"reward.{objective}")
         model = freeze(AutoModelForSequenceClassification.from_pretrained(str(folder))).to(device)
         scorers[objective] = RewardScorer(
             model, encoder, batch_size=cfg.train.score_batch_size, max_length=cfg.model.max_length
         )
         folders[objective] = str(folder)
-    models = RewardModels(scorers["helpfulness"], scorers.get("safety"), cfg.empty_answer_score)
+    models = RewardModels(scorers["helpfulness"], scorers.get("safety"), cfg.reward.empty_answer_score)
     return models, folders
 
 

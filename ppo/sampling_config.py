@@ -13,9 +13,9 @@ from hydra.core.config_store import ConfigStore
 
 from pipeline.config import (
     OracleEvalConfig,
+    RewardModelsConfig,
     StageConfig,
 )
-from reward.scoring import EMPTY_ANSWER_SCORE
 from sft.config import SFTTrainConfig
 
 
@@ -37,14 +37,9 @@ class RSSamplingConfig:
 
 
 @dataclass
-class RSRewardConfig:
-    helpfulness: str | None = None  # default: <run>/reward/helpfulness
-    safety: str | None = None  # default: <run>/reward/safety (used with +experiment=safety)
+class RSRewardConfig(RewardModelsConfig):
     safety_threshold: float = 0.15  # Llama 2's rule: the safety RM wins when sigmoid(R_s) is below it
     batch_size: int = 32
-    empty_answer_score: float = (
-        EMPTY_ANSWER_SCORE  # an empty answer cannot be scored; it gets this (and is never picked)
-    )
     max_length: int | None = None  # default: the reward model's max_position_embeddings
 
 

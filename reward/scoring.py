@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from chat.format import ChatEncoder
+from pipeline.config import EMPTY_ANSWER_SCORE
 from reward.encoding import AnswerTooLong, encode_sequence
 
 log = logging.getLogger(__name__)
@@ -123,9 +124,6 @@ class RewardScorer:
     def score(self, prompts: list[list[dict]], answers: list[str]) -> torch.Tensor:
         """One raw reward per (prompt dialog ending with a user turn, answer); apply sigmoid yourself."""
         return self.score_ids(self.encode(prompts, answers))
-
-
-EMPTY_ANSWER_SCORE = -10.0  # below what the reward models give any real answer
 
 
 def score_answers(

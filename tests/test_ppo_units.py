@@ -398,3 +398,21 @@ def test_paper_configs_compose_with_the_paper_values(model, beta):
         1e-6, 0.9, 0.95, 1e-5, 0.1, 1.0,
     )  # fmt: skip
     assert (t.prompts_per_iteration, t.mini_batch_size, t.clip, t.kl_beta) == (512, 64, 0.2, beta)
+
+
+def test_reward_models_are_chosen_under_reward_as_in_rejection_sampling():
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import ConfigCompositionException
+
+    import ppo.config  # noqa: F401
+
+    conf = str(TINY_TOKENIZER_DIR.parents[1] / "conf")
+    with initialize_config_dir(config_dir=conf, version_base=None):
+        cfg = compose("ppo", overrides=["reward.helpfulness=/rm/h", "reward.empty_answer_score=-5"])
+        assert (cfg.reward.helpfulness, cfg.reward.safety, cfg.reward.empty_answer_score) == (
+            "/rm/h",
+            None,
+            -5.0,
+        )
+        with pytest.raises(ConfigCompositionException, match="helpfulness_rm"):
+            compose("ppo", overrides=["helpfulness_rm=/rm/h"])
