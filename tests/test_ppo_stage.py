@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fake_runs import write_fake_run
+
 REPO = Path(__file__).resolve().parents[1]
 SMALL = [
     "logger=none",
@@ -27,32 +29,11 @@ SMALL = [
     "eval.max_prompts=4",
     "eval.max_new_tokens=4",
 ]
-MODEL = {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 128}
 
 
 def make_run(root: Path, name: str) -> Path:
     """A finished sft stage and both reward models of run `name`, built from small random models."""
-    from basemodel import TINY_TOKENIZER_DIR
-    from basemodel.loading import load_causal_lm, load_sequence_classifier
-    from chat.format import ChatEncoder
-    from chat.tokenizer import load_hf_tokenizer, save_tokenizer
-    from pipeline.config import ModelConfig
-    from reward.scoring import reward_pad_id
-
-    run = root / name
-    cfg = ModelConfig(**MODEL)
-    encoder = ChatEncoder.from_path(TINY_TOKENIZER_DIR)
-    pad = reward_pad_id(encoder, load_hf_tokenizer(TINY_TOKENIZER_DIR).unk_token_id)
-    stages = {
-        "sft": load_causal_lm(cfg, None, seed=0),
-        "reward/helpfulness": load_sequence_classifier(cfg, None, seed=1, pad_token_id=pad),
-        "reward/safety": load_sequence_classifier(cfg, None, seed=2, pad_token_id=pad),
-    }
-    for stage, model in stages.items():
-        model.save_pretrained(run / stage)
-        save_tokenizer(TINY_TOKENIZER_DIR, run / stage)
-        (run / stage / "metrics.json").write_text("{}")
-    return run
+    return write_fake_run(root / name, {"sft": 0}, {"reward/helpfulness": 1, "reward/safety": 2})
 
 
 def ppo(root: Path, *overrides, **popen):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.fake_runs import write_fake_run
 from winrate.answers import cached_answers
 from winrate.outcomes import win_tie_loss
 from winrate.stages import comparisons, model_stages
@@ -137,32 +138,9 @@ def test_answers_are_generated_once_and_regenerated_when_the_model_or_prompts_ch
     ]
 
 
-MODEL = {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "intermediate_size": 128}
-
-
 def make_run(run: Path) -> None:
     """sft and ppo policies (two random tiny models) and both reward models, as finished stages."""
-    from basemodel import TINY_TOKENIZER_DIR
-    from basemodel.loading import load_causal_lm, load_sequence_classifier
-    from chat.format import ChatEncoder
-    from chat.tokenizer import load_hf_tokenizer, save_tokenizer
-    from pipeline.config import ModelConfig
-    from reward.scoring import reward_pad_id
-
-    cfg = ModelConfig(**MODEL)
-    pad = reward_pad_id(
-        ChatEncoder.from_path(TINY_TOKENIZER_DIR), load_hf_tokenizer(TINY_TOKENIZER_DIR).unk_token_id
-    )
-    stages = {
-        "sft": load_causal_lm(cfg, None, seed=0),
-        "ppo": load_causal_lm(cfg, None, seed=5),
-        "reward/helpfulness": load_sequence_classifier(cfg, None, seed=1, pad_token_id=pad),
-        "reward/safety": load_sequence_classifier(cfg, None, seed=2, pad_token_id=pad),
-    }
-    for stage, model in stages.items():
-        model.save_pretrained(run / stage)
-        save_tokenizer(TINY_TOKENIZER_DIR, run / stage)
-        (run / stage / "metrics.json").write_text("{}")
+    write_fake_run(run, {"sft": 0, "ppo": 5}, {"reward/helpfulness": 1, "reward/safety": 2})
 
 
 def test_winrate_stage_end_to_end(tmp_path):
