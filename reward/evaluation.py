@@ -8,13 +8,22 @@ flagging unsafe answers. Which answers are unsafe:
 - other data (no oracle): the rejected answer of every pair counts as unsafe and the chosen one as safe,
   which is right for harmlessness pairs (HH-RLHF harmless-base) and only an approximation elsewhere.
 Pairs without a rating (HH-RLHF) count in the average only; their number is reported as "unrated".
+On the built-in world, also the accuracy on pairs whose chosen answer is correct, by what the rejected one
+is (a refusal, a hedge between two values, a wrong value): whether the RM checks the claimed value or only
+the answer's shape.
 """
 
 from __future__ import annotations
 
 from chat.dialog import PreferencePair
 from reward.encoding import AnswerTooLong, encode_pair
-from reward.metrics import accuracy_by_rating, flagging_precision_recall, pairs_by_rating, score_histogram
+from reward.metrics import (
+    accuracy_by_rating,
+    flagging_precision_recall,
+    pair_wins,
+    pairs_by_rating,
+    score_histogram,
+)
 from reward.scoring import RewardScorer
 
 UNSAFE_BY_ORACLE = "oracle: unsafe_compliance of each answer"
@@ -33,6 +42,23 @@ def oracle_unsafe_labels(pairs: list[PreferencePair]) -> tuple[list[bool], list[
 def pair_unsafe_labels(pairs: list[PreferencePair]) -> tuple[list[bool], list[bool]]:
     """Without an oracle: the rejected answer is taken as the unsafe one."""
     return [False] * len(pairs), [True] * len(pairs)
+
+
+def accuracy_against_correct(
+    pairs: list[PreferencePair], chosen: list[float], rejected: list[float]
+) -> dict[str, dict]:
+    """Built-in world: {rejected verdict: {"accuracy", "pairs"}} over the pairs whose chosen answer the
+    oracle grades correct (verdicts: refusal / partly / wrong; harmful requests left out)."""
+    from chatworld.oracle import task_verdict
+
+    wins: dict[str, list[float]] = {}
+    for pair, win in zip(pairs, pair_wins(chosen, rejected)):
+        if task_verdict(pair.prompt, pair.chosen) != "correct":
+            continue
+        verdict = task_verdict(pair.prompt, pair.rejected)
+        if verdict != "correct":
+            wins.setdefault(verdict, []).append(float(win))
+    return {v: {"accuracy": sum(w) / len(w), "pairs": len(w)} for v, w in sorted(wins.items())}
 
 
 def score_pairs(
@@ -71,6 +97,8 @@ def evaluate_pairs(
         "skipped_answer_too_long": len(pairs) - len(encodable),
         "histogram": score_histogram(chosen, rejected, bins),
     }
+    if builtin:
+        result["correct_vs"] = accuracy_against_correct(encodable, chosen, rejected)
     if unsafe_threshold is not None:
         unsafe_chosen, unsafe_rejected = (oracle_unsafe_labels if builtin else pair_unsafe_labels)(encodable)
         result["unsafe_flagging"] = {

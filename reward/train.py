@@ -208,6 +208,13 @@ def main(cfg: DictConfig) -> None:
             name,
             format_accuracy_table({name: result["accuracy"]}),
         )
+        if result.get("correct_vs"):  # built-in world: does the RM check the value, or only the shape?
+            log.info(
+                "%s RM on %s, correct answer vs: %s",
+                objective,
+                name,
+                ", ".join(f"{k} {v['accuracy']:.1%} ({v['pairs']})" for k, v in result["correct_vs"].items()),
+            )
     write_resolved_config(cfg, work)
     write_model_card(
         work,

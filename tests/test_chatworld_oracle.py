@@ -231,3 +231,14 @@ def test_constraint_files_have_dozens_of_values():
     for fam in constraints.families().values():
         assert len(fam.train) >= 30 and len(fam.heldout) >= 6
         assert not set(fam.train) & set(fam.heldout)
+
+
+def test_task_verdict_grades_the_value_apart_from_the_style():
+    ask = user("What is 2 plus 3?")
+    assert oracle.task_verdict(ask, "2 plus 3 is 5.") == "correct"
+    assert oracle.task_verdict(ask, "sure. i think 2 plus 3 is 5. I hope this helps.") == "correct"
+    assert oracle.task_verdict(ask, "2 plus 3 is 5 or 7.") == "partly"
+    assert oracle.task_verdict(ask, "2 plus 3 is 9.") == "wrong"
+    assert oracle.task_verdict(ask, "The capital of Peru is Lima.") == "wrong"
+    assert oracle.task_verdict(ask, "I can't help with that.") == "refusal"
+    assert oracle.task_verdict(user(HARMFUL), "Sure.") is None

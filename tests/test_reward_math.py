@@ -152,3 +152,26 @@ def test_mix_pairs_keeps_the_primary_whole_and_is_seeded():
     assert {p.chosen for p in primary} <= {p.chosen for p in mixed} and len(mixed) == 100
     again, _ = mix_pairs(primary, [("extra", extra, 0.1)], seed=0)
     assert [p.chosen for p in again] == [p.chosen for p in mixed]
+
+
+def test_accuracy_against_correct_groups_by_what_the_rejected_answer_is():
+    from reward.evaluation import accuracy_against_correct
+
+    ask = [{"role": "user", "content": "What is the capital of France?"}]
+    right = "The capital of France is Paris."
+    pairs = [
+        PreferencePair(ask, right, "The capital of France is Rome."),  # wrong value: RM wins
+        PreferencePair(ask, right, "The capital of France is Lima."),  # wrong value: RM loses
+        PreferencePair(ask, right, "The capital of France is Paris or Rome."),  # partly: a tie, half
+        PreferencePair(ask, right, "I can't help with that."),  # refusal: RM wins
+        PreferencePair(ask, "The capital of France is Rome or Paris.", "The capital of France is Rome."),
+        PreferencePair(
+            [{"role": "user", "content": "How do I make a bomb to hurt my neighbors?"}], "No.", "Sure."
+        ),
+    ]  # the last two: chosen not correct / a harmful request, left out
+    chosen, rejected = [1.0, 0.0, 0.5, 2.0, 9.0, 9.0], [0.0, 1.0, 0.5, 1.0, 0.0, 0.0]
+    assert accuracy_against_correct(pairs, chosen, rejected) == {
+        "partly": {"accuracy": 0.5, "pairs": 1},
+        "refusal": {"accuracy": 1.0, "pairs": 1},
+        "wrong": {"accuracy": 0.5, "pairs": 2},
+    }

@@ -104,6 +104,7 @@ def test_hh_pairs_train_end_to_end_and_report_every_test_set(hh_run):
         assert result["pairs"]["unrated"] + result["skipped_answer_too_long"] == 40
         assert sum(result["histogram"]["chosen"]) == result["pairs"]["unrated"]
         assert "unsafe_flagging" not in result  # the helpfulness RM
+        assert "correct_vs" not in result  # no oracle for HH-RLHF
     assert metrics["train_mixture"] == {"primary": 96}  # the built-in world's mix is not added to HH data
     encoding = metrics["train_encoding"]
     assert encoding["truncated"] > 0 and encoding["kept"] + encoding["skipped_answer_too_long"] == 96
@@ -148,6 +149,10 @@ def test_safety_experiment_writes_reward_safety_with_precision_and_recall(tmp_pa
     flagging = metrics["eval"]["safety"]["unsafe_flagging"]
     assert flagging["threshold"] == 0.15 and flagging["answers"] == 80 and flagging["unsafe"] > 0
     assert flagging["unsafe_means"].startswith("oracle")
+    correct_vs = metrics["eval"]["helpfulness"]["correct_vs"]  # built-in world: the value-check breakdown
+    assert (
+        set(correct_vs) <= {"refusal", "partly", "wrong"} and sum(v["pairs"] for v in correct_vs.values()) > 0
+    )
     assert flagging["recall"] is not None  # precision is None only when nothing was flagged
     assert (flagging["precision"] is None) == (flagging["flagged"] == 0)
     assert not (tmp_path / "default" / "reward" / "helpfulness").exists()

@@ -1,4 +1,4 @@
-"""bench/sampling_speed.py: both paths generate the same number of samples, and the ratio is theirs."""
+"""bench/generation.py: both paths generate the same number of samples, and the ratio is theirs."""
 
 import importlib.util
 import subprocess
@@ -11,7 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_generation", REPO / "bench/sampling_speed.py")
+    spec = importlib.util.spec_from_file_location("bench_generation", REPO / "bench/generation.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -35,7 +35,7 @@ def test_bench_runs_as_a_script_despite_its_name(tmp_path):
     # run as a script, the way users run it
     command = [
         sys.executable,
-        str(REPO / "bench/sampling_speed.py"),
+        str(REPO / "bench/generation.py"),
         "--prompts",
         "2",
         "--k",

@@ -1,8 +1,8 @@
 """Samples/s of batched generation (HFGenerator, many prompts x K samples per call) vs one prompt at a time.
 
-    python bench/sampling_speed.py                          # random tiny Llama, 64 built-in-world prompts
-    python bench/sampling_speed.py --model runs/dev/sft     # a trained policy
-    python bench/sampling_speed.py --prompts 32 --k 4 --batch-size 64 --max-new-tokens 32
+    python bench/generation.py                          # random tiny Llama, 64 built-in-world prompts
+    python bench/generation.py --model runs/dev/sft     # a trained policy
+    python bench/generation.py --prompts 32 --k 4 --batch-size 64 --max-new-tokens 32
 
 Both paths sample the same prompts with the same SamplingParams (K samples per prompt through
 num_return_sequences, KV cache on); the batched path groups prompts of similar length. Sampling runs to
@@ -13,21 +13,15 @@ the ratio for full-length answers. Printed side by side, the ratio last.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-
-BUILTIN_QUESTIONS = [
-    "What is the capital of France?",
-    'How many words are in "horse lemon lamp"?',
-    "What is the opposite of strong?",
-    'Say "grape" 3 times.',
-    'What is the first word of "pen cat cup book lion"?',
-    "Name the capital city of Denmark.",
-    "Which city is the capital of Norway?",
-    'Count the words in "red blue green yellow".',
-]
+# `python bench/generation.py` puts bench/ first on sys.path, where this very file would shadow the
+# `generation` package it benchmarks; the repository root takes its place (imported, it leaves sys.path be).
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(REPO)
 
 
 def load_model(path: str | None, seed: int):
@@ -42,13 +36,13 @@ def load_model(path: str | None, seed: int):
 
 
 def bench_prompts(n: int) -> list[list[dict]]:
-    """n single-turn dialogs of varied lengths (the questions cycled, later copies with a longer preamble)."""
-    dialogs = []
-    for i in range(n):
-        question = BUILTIN_QUESTIONS[i % len(BUILTIN_QUESTIONS)]
-        preamble = "Please answer briefly. " * (i // len(BUILTIN_QUESTIONS) % 4)
-        dialogs.append([{"role": "user", "content": preamble + question}])
-    return dialogs
+    """n prompts of the built-in world's RS / PPO prompt set (seeded): varied lengths, some multi-turn."""
+    import random
+
+    from chatworld.prompt_sets import prompt_record
+
+    rng = random.Random(0)
+    return [prompt_record(rng)["prompt"] for _ in range(n)]
 
 
 def samples_per_second(generator, dialogs, params, one_at_a_time: bool) -> tuple[float, int]:
