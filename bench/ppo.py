@@ -26,8 +26,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 # `python bench/ppo.py` puts bench/ first on sys.path, where this very file would shadow the `ppo` package
-# that the "ours" side imports; the repository root takes its place.
-sys.path[0] = str(REPO)
+# that the "ours" side imports; the repository root takes its place (imported, it leaves sys.path be).
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(REPO)
 TRL_VERSION = "1.12.0"
 QUESTIONS = [
     "What is the capital of France?", "Name a color of the sky.", "How many legs has a cat?",
