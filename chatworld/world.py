@@ -14,7 +14,7 @@ from chat.dialog import validate_dialog
 from chatworld import constraints as cons
 from chatworld import dialogs, preferences, prompt_sets
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # bump whenever generation changes: ensure_world then rebuilds an older world
 # File (without .jsonl) -> (records at scale 1.0, record maker). Each file draws from its own seeded
 # stream, so changing one file's size leaves the others unchanged.
 FILES: dict[str, tuple[int, Callable[[random.Random], dict]]] = {
@@ -134,14 +134,22 @@ def write_world(out_dir, seed: int = 0, scale: float = 1.0) -> Path:
     return out
 
 
+def _is_current(out: Path) -> bool:
+    try:
+        return json.loads((out / MANIFEST).read_text()).get("format_version") == FORMAT_VERSION
+    except (OSError, ValueError):
+        return False
+
+
 def ensure_world(root, seed: int = 0) -> Path:
-    """`<root>/world-seed<seed>`, generated (at scale 1) if it is not there yet."""
+    """`<root>/world-seed<seed>`, generated (at scale 1) if it is not there yet or was made by an older
+    version of the generator (its data would not match what this code's oracle and README describe)."""
     out = Path(root) / f"world-seed{seed}"
-    if (out / MANIFEST).exists():
+    if _is_current(out):
         return out
     try:
         return write_world(out, seed=seed)
     except OSError:
-        if (out / MANIFEST).exists():  # another process finished the same world first
+        if _is_current(out):  # another process finished the same world first
             return out
         raise

@@ -26,6 +26,9 @@ class RewardTrainConfig:
     pairs_per_step: int = 512  # across all processes; gradient accumulation is derived from it
     max_steps: int = -1  # > 0 caps training (smoke runs)
     max_pairs: int | None = None  # cap on the mixed (shuffled) training set; null: all of it, as the paper
+    length_bin_width: int = (
+        16  # batches draw from rows of similar length (in bins this wide; 0: fully random)
+    )
     save_steps: int = 50
     logging_steps: int = 10
 

@@ -44,6 +44,7 @@ from pipeline.stage import (
     write_resolved_config,
 )
 from pipeline.tracking import start_tracking
+from reward.batching import length_grouped_order
 from reward.config import objective_of
 from reward.data import eval_sets, training_pairs
 from reward.encoding import encode_pairs
@@ -169,9 +170,12 @@ def main(cfg: DictConfig) -> None:
     )
     tracker = start_tracking(cfg, stage.name.replace("/", "-"), work)
     args = trainer_args(cfg, stage, len(rows), world_size, tracker.report_to)
-    # A seeded random order, fixed so a resumed run sees the same batches. Not grouped by length: in
-    # templated data that puts one task per batch, and a small model then stops learning to tell them apart.
-    random.Random(cfg.run.seed).shuffle(rows)
+    # A seeded random order, fixed so a resumed run sees the same batches; batches of similar length pad less.
+    lengths = [max(len(r["chosen_ids"]), len(r["rejected_ids"])) for r in rows]
+    order = length_grouped_order(
+        lengths, cfg.train.per_device_batch_size, random.Random(cfg.run.seed), cfg.train.length_bin_width
+    )
+    rows = [rows[i] for i in order]
     columns = ("chosen_ids", "rejected_ids", "margin")
     trainer = RewardTrainer(
         model=model,

@@ -245,9 +245,22 @@ def test_write_world_refuses_foreign_dir_and_ensure_world_reuses(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp dirs left behind
     ready = tmp_path / "root" / "world-seed7"
     ready.mkdir(parents=True)
-    (ready / "world.json").write_text("{}")
+    current = json.dumps({"format_version": chatworld.world.FORMAT_VERSION})
+    (ready / "world.json").write_text(current)
     assert chatworld.ensure_world(tmp_path / "root", seed=7) == ready  # present: not regenerated
-    assert (ready / "world.json").read_text() == "{}"
+    assert (ready / "world.json").read_text() == current
+
+
+def test_ensure_world_rebuilds_a_world_from_an_older_generator(tmp_path, monkeypatch):
+    small = chatworld.world.write_world
+    monkeypatch.setattr(chatworld.world, "write_world", lambda out, seed: small(out, seed=seed, scale=0.02))
+    old = tmp_path / "world-seed3"
+    old.mkdir()
+    (old / "world.json").write_text(json.dumps({"format_version": chatworld.world.FORMAT_VERSION - 1}))
+    assert chatworld.ensure_world(tmp_path, seed=3) == old
+    manifest = json.loads((old / "world.json").read_text())
+    assert manifest["format_version"] == chatworld.world.FORMAT_VERSION and manifest["seed"] == 3
+    assert (old / "sft" / "train.jsonl").is_file()
 
 
 def test_cli_prints_sizes(tmp_path, capsys):

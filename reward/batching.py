@@ -1,0 +1,36 @@
+"""The order reward-model training rows are batched in: random, with batches of similar length.
+
+A batch is padded to its longest sequence; with the built-in world's 0-3 earlier turns a random batch of
+16 pairs pads to about twice the tokens it holds. Sorting a whole epoch by length would fix that but puts
+one task template per batch, and a small model then stops learning to tell the tasks apart. So lengths are
+only coarsely grouped: rows are shuffled, each window of a few batches is sorted by length *bin*
+(ties stay in random order, so a batch still mixes tasks), cut into batches, and the batches shuffled.
+"""
+
+from __future__ import annotations
+
+import random
+
+
+def length_grouped_order(
+    lengths: list[int], batch_size: int, rng: random.Random, bin_width: int = 16, window_batches: int = 8
+) -> list[int]:
+    """A permutation of range(len(lengths)): batch_size-sized runs of similar length, in random order.
+
+    bin_width <= 0 returns a plain shuffle. Every index appears exactly once; only the last batch may be
+    short.
+    """
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    if bin_width <= 0:
+        return order
+    window = batch_size * window_batches
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start : start + window], key=lambda i: lengths[i] // bin_width)
+        batches += [chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size)]
+    tail = batches.pop() if batches and len(batches[-1]) < batch_size else None
+    rng.shuffle(batches)  # no trend from short to long within an epoch
+    if tail:
+        batches.append(tail)
+    return [i for batch in batches for i in batch]

@@ -1,0 +1,45 @@
+import random
+
+from reward.batching import length_grouped_order
+
+
+def _batches(order, size):
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+def _padded_tokens(order, lengths, size):
+    return sum(max(lengths[i] for i in b) * len(b) for b in _batches(order, size))
+
+
+def test_every_row_once_and_the_short_batch_last():
+    lengths = [random.Random(i).randint(5, 200) for i in range(203)]
+    order = length_grouped_order(lengths, 16, random.Random(0), bin_width=16, window_batches=4)
+    assert sorted(order) == list(range(203))
+    assert [len(b) for b in _batches(order, 16)][-1] == 203 % 16
+
+
+def test_batches_hold_one_length_bin_except_where_a_window_changes_bin():
+    rng = random.Random(1)
+    lengths = [5] * 32 + [50] * 32
+    rng.shuffle(lengths)
+    order = length_grouped_order(lengths, 4, random.Random(0), bin_width=16, window_batches=8)
+    mixed = [b for b in _batches(order, 4) if len({lengths[i] // 16 for i in b}) > 1]
+    assert len(mixed) <= 2  # at most one straddling batch per window of 8 batches (64 rows / 32)
+    shuffled = length_grouped_order(lengths, 4, random.Random(0), bin_width=0)
+    assert _padded_tokens(order, lengths, 4) < 0.75 * _padded_tokens(shuffled, lengths, 4)
+
+
+def test_rows_of_one_bin_keep_their_random_order():
+    # Equal lengths: the same batches as a plain shuffle, so a batch still mixes whatever the rows are.
+    lengths = [30] * 64
+    grouped = length_grouped_order(lengths, 8, random.Random(3), bin_width=16)
+    plain = length_grouped_order(lengths, 8, random.Random(3), bin_width=0)
+    assert sorted(map(sorted, _batches(grouped, 8))) == sorted(map(sorted, _batches(plain, 8)))
+    assert grouped != sorted(grouped)
+
+
+def test_bin_width_zero_is_a_seeded_shuffle():
+    lengths = list(range(50))
+    a = length_grouped_order(lengths, 8, random.Random(7), bin_width=0)
+    b = length_grouped_order(lengths, 8, random.Random(7), bin_width=0)
+    assert a == b and sorted(a) == lengths and a != lengths
