@@ -123,7 +123,6 @@ def run_ours(args, workdir: Path) -> dict:
         out_of_inference_mode,
         pack_sequences,
         rollout_forwards,
-        sampled_statistics,
         sequence_scores,
     )
     from ppo.trainer import Learner, make_optimizer, ppo_update
@@ -155,16 +154,13 @@ def run_ours(args, workdir: Path) -> dict:
     moments, shuffle = RunningMoments(), torch.Generator().manual_seed(0)
     stamps, scores = [time.perf_counter()], []
     for iteration in range(args.iterations):
-        params = SamplingParams(
-            max_new_tokens=args.response_length, temperature=1.0, seed=iteration, with_logprobs=True
-        )
+        params = SamplingParams(max_new_tokens=args.response_length, temperature=1.0, seed=iteration)
         completions = [c[0] for c in generator.generate(dialogs, params)]
         raw = scorer.score(dialogs, [c.text for c in completions])
         batch = pack_sequences(
             setup["ids"][: args.batch], [c.token_ids for c in completions], setup["pad"], encoder.eos_id
         )
-        sampled = sampled_statistics(completions, batch.width)
-        forwards = rollout_forwards(policy, reference, value, batch, 1.0, sampled)
+        forwards = rollout_forwards(policy, reference, value, batch, 1.0)
         score, _ = sequence_scores(raw, None, torch.zeros(len(raw), dtype=torch.bool), batch, cfg)
         rollout, moments = finish_rollout(batch, forwards, score, moments, cfg)
         ppo_update(learner, out_of_inference_mode(rollout), cfg, shuffle)

@@ -105,28 +105,12 @@ class HFGenerator:
         self, prompts: list[list[int]], params: SamplingParams, device
     ) -> list[list[Completion]]:
         input_ids, attention_mask = left_padded(prompts, self.pad_id)
-        config = generation_config(params, self.encoder, self.pad_id)
-        scored = params.with_logprobs and not params.greedy
-        if scored:
-            config.return_dict_in_generate, config.output_logits = True, True
         output = self.model.generate(
-            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), generation_config=config
+            input_ids=input_ids.to(device),
+            attention_mask=attention_mask.to(device),
+            generation_config=generation_config(params, self.encoder, self.pad_id),
         )
-        sequences = output.sequences if scored else output
-        new_tokens = sequences[:, input_ids.shape[1] :]
-        generated = new_tokens.tolist()
-        if scored:
-            logprobs, entropies = token_statistics(output.logits, new_tokens, params.temperature)
-            n = params.num_samples
-            return [
-                [
-                    with_statistics(
-                        completion_from_ids(self.encoder, generated[i]), logprobs[i], entropies[i]
-                    )
-                    for i in range(row * n, (row + 1) * n)
-                ]
-                for row in range(len(prompts))
-            ]
+        generated = output[:, input_ids.shape[1] :].tolist()
         if params.greedy:
             # Greedy samples are all the same: decode once, repeat.
             firsts = [completion_from_ids(self.encoder, ids) for ids in generated]
@@ -140,22 +124,6 @@ class HFGenerator:
             [completion_from_ids(self.encoder, ids) for ids in generated[row * n : (row + 1) * n]]
             for row in range(len(prompts))
         ]
-
-
-def token_statistics(step_logits: tuple, tokens: torch.Tensor, temperature: float) -> tuple[list, list]:
-    """Per row, the log-probability of each generated token and the entropy of its distribution, both under
-    softmax(raw logits / temperature): the distribution PPO's update recomputes (top-p left out, as there)."""
-    logprobs, entropies = [], []
-    for step, logits in enumerate(step_logits):  # one step at a time: no (rows, steps, vocab) copy
-        log_p = torch.log_softmax(logits.float() / temperature, dim=-1)
-        logprobs.append(log_p.gather(-1, tokens[:, step : step + 1]).squeeze(-1))
-        entropies.append(-(log_p.exp() * log_p).sum(-1))
-    return torch.stack(logprobs, 1).tolist(), torch.stack(entropies, 1).tolist()
-
-
-def with_statistics(completion: Completion, logprobs: list[float], entropies: list[float]) -> Completion:
-    n = len(completion.token_ids)
-    return replace(completion, logprobs=logprobs[:n], entropies=entropies[:n])
 
 
 def cuda_devices(device: torch.device) -> list[torch.device]:

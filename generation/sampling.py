@@ -15,9 +15,6 @@ class SamplingParams:
     top_p: float = 1.0
     num_samples: int = 1  # completions per dialog
     seed: int = 0
-    # Also return each token's log-probability under softmax(logits / temperature) and the entropy of that
-    # distribution (PPO's old log-probs, saving it a forward pass). Backends that can't leave them None.
-    with_logprobs: bool = False
 
     def __post_init__(self):
         if self.max_new_tokens < 1:
@@ -45,8 +42,6 @@ class Completion:
     text: str
     token_ids: list[int]
     finished: bool
-    logprobs: list[float] | None = None  # one per token_id, when SamplingParams.with_logprobs
-    entropies: list[float] | None = None  # of the distribution each token was sampled from
 
 
 class ChatEncoderLike(Protocol):

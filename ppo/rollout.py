@@ -164,36 +164,16 @@ class RolloutForwards:
     entropy: Tensor
 
 
-def sampled_statistics(completions, width: int) -> tuple[Tensor, Tensor] | None:
-    """(old log-probs, entropies) that the generator returned with the answers, right-padded to the batch's
-    response width like RolloutBatch.response_ids; None when any answer came without them."""
-    if any(c.logprobs is None or c.entropies is None for c in completions):
-        return None
-    logprobs = torch.zeros(len(completions), width)
-    entropy = torch.zeros(len(completions), width)
-    for row, c in enumerate(completions):
-        logprobs[row, : len(c.logprobs)] = torch.tensor(c.logprobs)
-        entropy[row, : len(c.entropies)] = torch.tensor(c.entropies)
-    return logprobs, entropy
-
-
 @torch.inference_mode()
 def rollout_forwards(
-    policy, reference, value_model, batch: RolloutBatch, temperature: float, sampled=None
+    policy, reference, value_model, batch: RolloutBatch, temperature: float
 ) -> RolloutForwards:
-    """Old log-probs, reference log-probs, values and per-token entropy of the sampled answers.
-
-    `sampled`: (log-probs, entropies) the generator computed while sampling (sampled_statistics); they are
-    the policy's own, so the policy forward is skipped, as TRL's PPO did.
-    """
+    """Old log-probs, reference log-probs, values and per-token entropy of the sampled answers."""
     from ppo.losses import entropy_from_logits
 
-    if sampled is not None:
-        logprobs, entropy = (t.to(batch.response_ids.device) for t in sampled)
-    else:
-        logprobs, logits = policy_logprobs(policy, batch, temperature)
-        entropy = entropy_from_logits(logits.float() / temperature)
-        del logits
+    logprobs, logits = policy_logprobs(policy, batch, temperature)
+    entropy = entropy_from_logits(logits.float() / temperature)
+    del logits
     with reference_model(policy, reference) as ref:
         ref_logprobs, _ = policy_logprobs(ref, batch, temperature)
     values = value_model(batch.input_ids, batch.attention_mask, batch.position_ids, batch.width)

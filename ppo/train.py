@@ -46,7 +46,6 @@ from ppo.rollout import (
     pack_sequences,
     rollout_forwards,
     rollout_stats,
-    sampled_statistics,
     sequence_scores,
 )
 from ppo.trainer import Learner, make_optimizer, ppo_update
@@ -206,7 +205,6 @@ def main(cfg: DictConfig) -> None:
             temperature=train.temperature,
             top_p=train.top_p,
             seed=cfg.run.seed * 1_000_003 + iteration,
-            with_logprobs=True,
         )
         completions = [samples[0] for samples in generator.generate(dialogs, params)]
         generated = time.perf_counter()
@@ -216,8 +214,7 @@ def main(cfg: DictConfig) -> None:
         batch = pack_sequences(prompt_ids, [c.token_ids for c in completions], pad_id, encoder.eos_id).to(
             device
         )
-        sampled = sampled_statistics(completions, batch.width)
-        forwards = rollout_forwards(raw_policy, reference, raw_value, batch, train.temperature, sampled)
+        forwards = rollout_forwards(raw_policy, reference, raw_value, batch, train.temperature)
         is_safety = torch.tensor([r.is_safety for r in chosen], device=device)
         score, used_safety = sequence_scores(
             helpful.to(device), None if safety is None else safety.to(device), is_safety, batch, train

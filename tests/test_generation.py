@@ -296,30 +296,3 @@ def test_a_lora_model_generates_like_its_merged_checkpoint(encoder, tmp_path):
     assert HFGenerator(merged, encoder).generate(DIALOGS, params) == through_peft
     base = load_causal_lm(SMALL, None, vocab_size=encoder.tokenizer.vocab_size)  # same seed, no adapters
     assert HFGenerator(base, encoder).generate(DIALOGS, params) != through_peft
-
-
-def test_sampled_logprobs_and_entropies_are_what_a_full_forward_gives(random_model, encoder):
-    """PPO takes its old log-probs from generation instead of a second forward: they must be the same."""
-    from ppo.losses import entropy_from_logits
-    from ppo.rollout import pack_sequences, policy_logprobs, sampled_statistics
-
-    params = SamplingParams(max_new_tokens=12, temperature=0.7, top_p=0.9, num_samples=2, seed=3)
-    samples = HFGenerator(random_model, encoder, batch_size=4).generate(DIALOGS, params)
-    assert all(c.logprobs is None for s in samples for c in s)  # only when asked for
-    scored = HFGenerator(random_model, encoder, batch_size=4).generate(
-        DIALOGS, SamplingParams(**{**params.__dict__, "with_logprobs": True})
-    )
-    assert [[c.token_ids for c in s] for s in scored] == [[c.token_ids for c in s] for s in samples]
-    completions = [c for s in scored for c in s]
-    prompts = [encoder.encode_for_generation(d) for d in DIALOGS for _ in range(2)]
-    batch = pack_sequences(prompts, [c.token_ids for c in completions], encoder.eos_id, encoder.eos_id)
-    logprobs, entropy = sampled_statistics(completions, batch.width)
-    with torch.no_grad():
-        expected, logits = policy_logprobs(random_model, batch, 0.7)
-        expected_entropy = entropy_from_logits(logits / 0.7)
-    mask = batch.response_mask
-    assert torch.allclose(logprobs[mask], expected[mask], atol=1e-4)
-    assert torch.allclose(entropy[mask], expected_entropy[mask], atol=1e-4)
-    assert (logprobs[~mask] == 0).all()
-    greedy = HFGenerator(random_model, encoder).generate(DIALOGS[:1], SamplingParams(with_logprobs=True))
-    assert greedy[0][0].logprobs is None and sampled_statistics(greedy[0], 4) is None
