@@ -71,6 +71,7 @@ def hh_run(tmp_path_factory):
         "data.max_train_samples=96",
         "eval.max_pairs=40",
         "model.max_length=192",  # shorter than many HH dialogs: prompts get shortened, some pairs skipped
+        "train.epochs=1",
     )
     return root / "default" / "reward" / "helpfulness", result
 
