@@ -42,11 +42,14 @@ def train_once(sft: Path, root: Path, name: str, overrides: list[str]) -> dict:
     return json.loads((root / name / "reward" / "helpfulness" / "metrics.json").read_text())
 
 
+def seconds_per_step(metrics: dict) -> float:
+    return metrics["train_seconds"] / metrics["global_step"]
+
+
 def row(label: str, metrics: dict) -> str:
     accuracy = metrics["eval"]["helpfulness"]["accuracy"]
-    per_step = metrics["train_seconds"] / metrics["global_step"]
     cells = " | ".join(f"{100 * accuracy[r]:.1f}" for r in RATINGS)
-    return f"| {label} | {metrics['global_step']} | {per_step:.3f} | {cells} |"
+    return f"| {label} | {metrics['global_step']} | {seconds_per_step(metrics):.3f} | {cells} |"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -66,9 +69,7 @@ def main(argv: list[str] | None = None) -> dict:
     print("|---|---|---|" + "---|" * len(RATINGS))
     print(row("random", random_batches))
     print(row("grouped by length", grouped))
-    ratio = (random_batches["train_seconds"] / random_batches["global_step"]) / (
-        grouped["train_seconds"] / grouped["global_step"]
-    )
+    ratio = seconds_per_step(random_batches) / seconds_per_step(grouped)
     print(f"speed ratio (random s/step / grouped s/step): {ratio:.2f}x")
     return {"random": random_batches, "grouped": grouped, "ratio": ratio}
 

@@ -1,30 +1,26 @@
 """bench/generation.py: both paths generate the same number of samples, and the ratio is theirs."""
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.bench_scripts import load_bench
+
 REPO = Path(__file__).resolve().parents[1]
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_generation", REPO / "bench/generation.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_bench_prompts_vary_in_length():
-    prompts = load_bench().bench_prompts(32)
+    prompts = load_bench("generation").bench_prompts(32)
     assert len(prompts) == 32 and all(p[-1]["role"] == "user" for p in prompts)
     assert len({len(p[0]["content"]) for p in prompts}) > 8
 
 
 def test_bench_reports_both_paths_and_their_ratio():
-    result = load_bench().main(["--prompts", "6", "--k", "2", "--max-new-tokens", "3", "--batch-size", "8"])
+    result = load_bench("generation").main(
+        ["--prompts", "6", "--k", "2", "--max-new-tokens", "3", "--batch-size", "8"]
+    )
     assert result["samples"] == 12
     assert result["ratio"] == pytest.approx(
         result["batched_samples_per_s"] / result["one_at_a_time_samples_per_s"]

@@ -1,27 +1,16 @@
 """bench/reward.py: both runs train the same steps from the same SFT model, and the ratio is theirs."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
+from tests.bench_scripts import load_bench
 from tests.test_reward_train import SMALL, make_sft_checkpoint
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_reward", REPO / "bench/reward.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
 def test_bench_trains_both_ways_and_prints_their_ratio(tmp_path, capsys):
     sft = make_sft_checkpoint(tmp_path)
     overrides = [o for o in SMALL if o != "logger=none"] + ["eval.max_pairs=16", "train.max_pairs=64"]
-    result = load_bench().main(["--sft", str(sft), "--max-steps", "2", *overrides])
+    result = load_bench("reward").main(["--sft", str(sft), "--max-steps", "2", *overrides])
     random_run, grouped = result["random"], result["grouped"]
     assert random_run["global_step"] == grouped["global_step"] == 2
     assert random_run["init_from"] == grouped["init_from"] == str(sft.resolve())
