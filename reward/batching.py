@@ -17,12 +17,15 @@ def length_grouped_order(
 ) -> list[int]:
     """A permutation of range(len(lengths)): batch_size-sized runs of similar length, in random order.
 
-    bin_width <= 0 returns a plain shuffle. Every index appears exactly once; only the last batch may be
-    short.
+    bin_width 0 returns a plain shuffle. Every index appears exactly once; only the last batch may be short.
     """
+    if bin_width < 0:
+        raise ValueError(f"train.length_bin_width must be >= 0 (0: random batches), got {bin_width}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     order = list(range(len(lengths)))
     rng.shuffle(order)
-    if bin_width <= 0:
+    if bin_width == 0:
         return order
     window = batch_size * window_batches
     batches = []

@@ -155,6 +155,12 @@ def main(cfg: DictConfig) -> None:
     if cfg.train.max_pairs:
         pairs = pairs[: cfg.train.max_pairs]  # the mix is shuffled, so a prefix keeps its proportions
     rows, encoding = encode_pairs(encoder, pairs, cfg.model.max_length, margins, "train")
+    # A seeded random order, fixed so a resumed run sees the same batches; batches of similar length pad less.
+    lengths = [max(len(r["chosen_ids"]), len(r["rejected_ids"])) for r in rows]
+    order = length_grouped_order(
+        lengths, cfg.train.per_device_batch_size, random.Random(cfg.run.seed), cfg.train.length_bin_width
+    )
+    rows = [rows[i] for i in order]
     metrics: dict = {
         "objective": objective,
         "margin": cfg.train.margin,
@@ -170,12 +176,6 @@ def main(cfg: DictConfig) -> None:
     )
     tracker = start_tracking(cfg, stage.name.replace("/", "-"), work)
     args = trainer_args(cfg, stage, len(rows), world_size, tracker.report_to)
-    # A seeded random order, fixed so a resumed run sees the same batches; batches of similar length pad less.
-    lengths = [max(len(r["chosen_ids"]), len(r["rejected_ids"])) for r in rows]
-    order = length_grouped_order(
-        lengths, cfg.train.per_device_batch_size, random.Random(cfg.run.seed), cfg.train.length_bin_width
-    )
-    rows = [rows[i] for i in order]
     columns = ("chosen_ids", "rejected_ids", "margin")
     trainer = RewardTrainer(
         model=model,

@@ -1,5 +1,7 @@
 import random
 
+import pytest
+
 from reward.batching import length_grouped_order
 
 
@@ -43,3 +45,10 @@ def test_bin_width_zero_is_a_seeded_shuffle():
     a = length_grouped_order(lengths, 8, random.Random(7), bin_width=0)
     b = length_grouped_order(lengths, 8, random.Random(7), bin_width=0)
     assert a == b and sorted(a) == lengths and a != lengths
+
+
+def test_a_negative_bin_width_or_empty_batch_is_refused_by_name():
+    with pytest.raises(ValueError, match="train.length_bin_width"):
+        length_grouped_order([1, 2, 3], 2, random.Random(0), bin_width=-16)
+    with pytest.raises(ValueError, match="batch_size"):
+        length_grouped_order([1, 2, 3], 0, random.Random(0))
