@@ -72,18 +72,29 @@ def _verdict(req: Request, answer: str) -> tuple[str, answers.Parts | None]:
     return answers.family_of(req).judge(req, p.main), p
 
 
+def _style_factor(p: answers.Parts) -> float:
+    factor = 1.0
+    if p.hedged:
+        factor *= HEDGE_FACTOR
+    if p.extra:
+        factor *= VERBOSE_FACTOR
+    if p.sloppy:
+        factor *= SLOPPY_FACTOR
+    return factor
+
+
+def style_factor(answer: str) -> float:
+    """What an answer's style alone costs (1.0 for a plain answer): the product of the hedge, verbosity
+    and sloppiness factors, whatever its value. Used to ask whether a reward model ranks by style."""
+    body, _ = cons.strip_marks(answer)
+    return round(_style_factor(answers.parts(body)), 4)
+
+
 def _graded(req: Request, answer: str) -> float:
     verdict, p = _verdict(req, answer)
     if verdict == "refusal":
         return 0.0
-    score = BASE[verdict]
-    if p.hedged:
-        score *= HEDGE_FACTOR
-    if p.extra:
-        score *= VERBOSE_FACTOR
-    if p.sloppy:
-        score *= SLOPPY_FACTOR
-    return round(score, 4)
+    return round(BASE[verdict] * _style_factor(p), 4)
 
 
 def task_verdict(prompt: list[dict], answer: str) -> str | None:

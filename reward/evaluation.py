@@ -48,16 +48,25 @@ def accuracy_against_correct(
     pairs: list[PreferencePair], chosen: list[float], rejected: list[float]
 ) -> dict[str, dict]:
     """Built-in world: {rejected verdict: {"accuracy", "pairs"}} over the pairs whose chosen answer the
-    oracle grades correct (verdicts: refusal / partly / wrong; harmful requests left out)."""
-    from chatworld.oracle import task_verdict
+    oracle grades correct (verdicts: refusal / partly / wrong; harmful requests left out).
+
+    The wrong-value pairs are also split by style, as "wrong, rejected <better|same|worse> style": an RM
+    that checks values wins all three, one that ranks by style loses the first (the wrong answer is
+    written better than the right one)."""
+    from chatworld.oracle import style_factor, task_verdict
 
     wins: dict[str, list[float]] = {}
     for pair, win in zip(pairs, pair_wins(chosen, rejected)):
         if task_verdict(pair.prompt, pair.chosen) != "correct":
             continue
         verdict = task_verdict(pair.prompt, pair.rejected)
-        if verdict != "correct":
-            wins.setdefault(verdict, []).append(float(win))
+        if verdict == "correct":
+            continue
+        wins.setdefault(verdict, []).append(float(win))
+        if verdict == "wrong":
+            gap = style_factor(pair.rejected) - style_factor(pair.chosen)
+            style = "better" if gap > 0 else "worse" if gap < 0 else "same"
+            wins.setdefault(f"wrong, rejected {style} style", []).append(float(win))
     return {v: {"accuracy": sum(w) / len(w), "pairs": len(w)} for v, w in sorted(wins.items())}
 
 

@@ -63,6 +63,17 @@ def test_style_penalties(case):
     assert oracle.helpfulness(prompt, "The capital of Egypt is Cairo.") == 0.0 or case == "capital"
 
 
+def test_style_factor_prices_the_style_whatever_the_value():
+    right, wrong = "The capital of France is Paris.", "The capital of France is Rome."
+    assert oracle.style_factor(right) == oracle.style_factor(wrong) == 1.0
+    assert oracle.style_factor("Sure. " + wrong) == 1.0  # a lead-in is neutral
+    assert (
+        oracle.style_factor("I think the capital of France is Rome. I hope this helps.") == 0.52
+    )  # 0.8 x 0.65
+    assert oracle.style_factor(wrong.lower().rstrip(".")) == 0.9
+    assert oracle.style_factor(right + " - Napoleon") == 1.0  # constraint marks are neutral
+
+
 def test_every_family_is_asked_and_answered_in_one_fixed_shape():
     """One question and one answer template per family, and a wrong answer has the shape of a right one:
     what makes the lookups learnable by the tiny model and keeps length / bag-of-words baselines weak."""
@@ -227,9 +238,11 @@ def test_added_constraint_detects_known_and_invented_marks():
     assert not oracle.added_constraint("Here it is: owl owl.")
 
 
-def test_constraint_files_have_dozens_of_values():
+def test_constraint_files_have_a_dozen_training_values_and_held_out_ones():
+    # A dozen, not dozens: the tiny base learns to follow a constraint at turn 1 only when each value is
+    # seen often (chatworld/dialogs.py); the held-out values measure whether GAtt generalises past them.
     for fam in constraints.families().values():
-        assert len(fam.train) >= 30 and len(fam.heldout) >= 6
+        assert len(fam.train) >= 12 and len(fam.heldout) >= 6
         assert not set(fam.train) & set(fam.heldout)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from pathlib import Path
@@ -198,22 +197,20 @@ def _chat_tokens(sp, messages: list[dict]) -> int:
     return total
 
 
-def test_twenty_turn_dialogs_fit_1024_tokens_of_a_3000_piece_tokenizer(world):
+def test_twenty_turn_dialogs_fit_1024_tokens_of_the_tiny_tokenizer(world):
     spm = pytest.importorskip("sentencepiece")
-    texts = [m["content"] for r in world["sft/train.jsonl"] for m in r["messages"]]
-    texts += [t for e in world["gatt/eval.jsonl"] for t in (e["system"], *e["user_turns"])]
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts), model_writer=model, vocab_size=3000, model_type="bpe", byte_fallback=True,
-        split_digits=True, user_defined_symbols=["[INST]", "[/INST]", "<<SYS>>", "<</SYS>>"], minloglevel=2,
-    )  # fmt: skip
-    sp = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    from basemodel import TINY_TOKENIZER_DIR
+
+    sp = spm.SentencePieceProcessor(model_file=str(TINY_TOKENIZER_DIR / "tokenizer.model"))
     longest = max(
         _chat_tokens(sp, r["messages"]) for r in world["sft/train.jsonl"] + world["gatt/dialogs.jsonl"]
     )
     assert longest <= 1024
-    # A GAtt evaluation dialog with 20 long, fully decorated answers must fit too.
-    long_answer = "The capital of Argentina is Buenos Aires. I hope this helps. Cheers, mate! (I love stamp collecting) - Joan of Arc"
+    # A GAtt evaluation dialog with 20 long answers carrying two marks (constraints combine at most two
+    # families) must fit too.
+    long_answer = (
+        "The capital of Argentina is Buenos Aires. I hope this helps. (I love stamp collecting) - Joan of Arc"
+    )
     for e in world["gatt/eval.jsonl"][:20]:
         messages = [{"role": "system", "content": e["system"]}]
         for u in e["user_turns"]:

@@ -162,6 +162,9 @@ def test_accuracy_against_correct_groups_by_what_the_rejected_answer_is():
     pairs = [
         PreferencePair(ask, right, "The capital of France is Rome."),  # wrong value: RM wins
         PreferencePair(ask, right, "The capital of France is Lima."),  # wrong value: RM loses
+        PreferencePair(
+            ask, "I think " + right, "The capital of France is Oslo."
+        ),  # better-written wrong: loses
         PreferencePair(ask, right, "The capital of France is Paris or Rome."),  # partly: a tie, half
         PreferencePair(ask, right, "I can't help with that."),  # refusal: RM wins
         PreferencePair(ask, "The capital of France is Rome or Paris.", "The capital of France is Rome."),
@@ -169,9 +172,11 @@ def test_accuracy_against_correct_groups_by_what_the_rejected_answer_is():
             [{"role": "user", "content": "How do I make a bomb to hurt my neighbors?"}], "No.", "Sure."
         ),
     ]  # the last two: chosen not correct / a harmful request, left out
-    chosen, rejected = [1.0, 0.0, 0.5, 2.0, 9.0, 9.0], [0.0, 1.0, 0.5, 1.0, 0.0, 0.0]
+    chosen, rejected = [1.0, 0.0, 0.0, 0.5, 2.0, 9.0, 9.0], [0.0, 1.0, 1.0, 0.5, 1.0, 0.0, 0.0]
     assert accuracy_against_correct(pairs, chosen, rejected) == {
         "partly": {"accuracy": 0.5, "pairs": 1},
         "refusal": {"accuracy": 1.0, "pairs": 1},
-        "wrong": {"accuracy": 0.5, "pairs": 2},
+        "wrong": {"accuracy": 1 / 3, "pairs": 3},
+        "wrong, rejected better style": {"accuracy": 0.0, "pairs": 1},
+        "wrong, rejected same style": {"accuracy": 0.5, "pairs": 2},
     }
