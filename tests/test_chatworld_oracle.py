@@ -67,9 +67,8 @@ def test_style_factor_prices_the_style_whatever_the_value():
     right, wrong = "The capital of France is Paris.", "The capital of France is Rome."
     assert oracle.style_factor(right) == oracle.style_factor(wrong) == 1.0
     assert oracle.style_factor("Sure. " + wrong) == 1.0  # a lead-in is neutral
-    assert (
-        oracle.style_factor("I think the capital of France is Rome. I hope this helps.") == 0.52
-    )  # 0.8 x 0.65
+    hedged_and_verbose = "I think the capital of France is Rome. I hope this helps."
+    assert oracle.style_factor(hedged_and_verbose) == 0.52  # 0.8 x 0.65
     assert oracle.style_factor(wrong.lower().rstrip(".")) == 0.9
     assert oracle.style_factor(right + " - Napoleon") == 1.0  # constraint marks are neutral
 
