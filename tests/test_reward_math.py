@@ -162,9 +162,8 @@ def test_accuracy_against_correct_groups_by_what_the_rejected_answer_is():
     pairs = [
         PreferencePair(ask, right, "The capital of France is Rome."),  # wrong value: RM wins
         PreferencePair(ask, right, "The capital of France is Lima."),  # wrong value: RM loses
-        PreferencePair(
-            ask, "I think " + right, "The capital of France is Oslo."
-        ),  # better-written wrong: loses
+        # The wrong value is written better (not hedged): RM loses.
+        PreferencePair(ask, "I think " + right, "The capital of France is Oslo."),
         PreferencePair(ask, right, "The capital of France is Paris or Rome."),  # partly: a tie, half
         PreferencePair(ask, right, "I can't help with that."),  # refusal: RM wins
         PreferencePair(ask, "The capital of France is Rome or Paris.", "The capital of France is Rome."),

@@ -153,10 +153,9 @@ def test_safety_experiment_writes_reward_safety_with_precision_and_recall(tmp_pa
     correct_vs = metrics["eval"]["helpfulness"]["correct_vs"]  # built-in world: the value-check breakdown
     verdicts = {k: v for k, v in correct_vs.items() if not k.startswith("wrong, ")}
     assert set(verdicts) <= {"refusal", "partly", "wrong"} and sum(v["pairs"] for v in verdicts.values()) > 0
+    # The style split covers every wrong-value pair.
     by_style = [v["pairs"] for k, v in correct_vs.items() if k.startswith("wrong, rejected ")]
-    assert (
-        sum(by_style) == correct_vs.get("wrong", {"pairs": 0})["pairs"]
-    )  # the style split covers every wrong pair
+    assert sum(by_style) == correct_vs.get("wrong", {"pairs": 0})["pairs"]
     assert flagging["recall"] is not None  # precision is None only when nothing was flagged
     assert (flagging["precision"] is None) == (flagging["flagged"] == 0)
     assert not (tmp_path / "default" / "reward" / "helpfulness").exists()
