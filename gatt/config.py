@@ -45,9 +45,10 @@ class GattSynthesisConfig:
 
 @dataclass
 class GattEvalConfig:
-    # Of the 20-turn evaluation dialogs (gatt/eval.jsonl, 120; every 4th has held-out values): 48 keep both
-    # models within minutes on 2 cores; a share near 90% is then known to about +-10 points (95%).
-    max_dialogs: int | None = 48
+    # Of the 20-turn evaluation dialogs (gatt/eval.jsonl, 120; every 4th has held-out values): 64 (48 with
+    # trained values) keep both models within minutes on 2 cores; a share near 90% is then known to about
+    # +-8 points (95%).
+    max_dialogs: int | None = 64
     turns: list[int] = field(default_factory=lambda: list(range(1, 21)))  # judged turns (plot: all)
     max_new_tokens: int = 48
     batch_size: int = 64

@@ -30,6 +30,9 @@ class ModelConfig:
     dtype: str = "float32"  # float32 | bfloat16 | float16 | auto
     attn_implementation: str = "sdpa"  # eager | sdpa | flash_attention_2
     gradient_checkpointing: bool = False
+    # bf16 autocast when training a float32 model on a CPU with native bf16 (AVX512-BF16 / AMX); ignored
+    # elsewhere. Off reproduces float32 training bit for bit.
+    cpu_bf16_autocast: bool = True
     trust_remote_code: bool = False  # never on unless the user asks: it runs code from the checkpoint
     max_length: int = 1024  # longest training sequence, in tokens
     # Architecture of the tiny model (used only when path is null).

@@ -29,6 +29,7 @@ from trl import RewardTrainer
 
 import reward.config  # noqa: F401  (registers the config schema)
 from basemodel.loading import load_sequence_classifier, save_model
+from basemodel.precision import train_in_bf16
 from chat.format import ChatEncoder
 from chat.tokenizer import load_hf_tokenizer, save_tokenizer
 from pipeline import processes
@@ -110,7 +111,7 @@ def trainer_args(cfg: DictConfig, stage: Stage, n_pairs: int, world_size: int, r
         logging_steps=cfg.train.logging_steps,
         report_to=report_to,
         use_cpu=not torch.cuda.is_available(),
-        bf16=cfg.model.dtype == "bfloat16" and torch.cuda.is_available(),
+        bf16=train_in_bf16(cfg.model),
         seed=cfg.run.seed,
         dataloader_num_workers=0,
     )

@@ -28,7 +28,9 @@ class SFTTrainConfig:
     # (built-in world, 400 steps: oracle helpfulness per task 0.0-0.46 length-grouped, 0.29-1.0 random).
     sampling: str = "length_buckets"
     packing: bool = False  # concatenate dialogs into full-length rows (the paper's choice)
-    padding_free: bool = False  # one row per batch with no padding (needs flash attention for exact masking)
+    # Each micro-batch becomes one row without padding; position ids restart per dialog, so attention stays
+    # within each dialog (exact with sdpa on CPU too; tests/test_sft_batching.py). Ignores `sampling`'s buckets.
+    padding_free: bool = False
     save_steps: int = 50
     eval_steps: int = 100
     logging_steps: int = 10

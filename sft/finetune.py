@@ -17,6 +17,7 @@ from trl import SFTConfig as TrlSFTConfig
 from trl import SFTTrainer
 
 from basemodel.loading import save_model
+from basemodel.precision import train_in_bf16
 from chat.tokenizer import load_hf_tokenizer, save_tokenizer
 from pipeline.model_card import write_model_card
 from pipeline.processes import accumulation_steps, world_size
@@ -54,7 +55,9 @@ def fine_tune(
             train_cfg.sequences_per_step, train_cfg.per_device_batch_size, "train.sequences_per_step"
         ),
         gradient_checkpointing=model_cfg.gradient_checkpointing,
-        max_length=model_cfg.max_length,
+        # rows are already within model.max_length (encode_dialogs skips longer ones); trl refuses a
+        # max_length with padding-free batches, which it cannot cut
+        max_length=None if train_cfg.padding_free else model_cfg.max_length,
         # length_buckets is ours (BucketedSFTTrainer); the others are transformers' own samplers
         train_sampling_strategy="random" if train_cfg.sampling == "length_buckets" else train_cfg.sampling,
         packing=train_cfg.packing,
@@ -67,7 +70,7 @@ def fine_tune(
         logging_steps=train_cfg.logging_steps,
         report_to=tracker.report_to,
         use_cpu=not torch.cuda.is_available(),
-        bf16=model_cfg.dtype == "bfloat16" and torch.cuda.is_available(),
+        bf16=train_in_bf16(model_cfg),
         seed=seed,
         dataloader_num_workers=0,
         include_num_input_tokens_seen="non_padding",

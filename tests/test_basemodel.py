@@ -341,3 +341,17 @@ def test_sequence_classifier_from_a_causal_checkpoint_has_a_seeded_head(tmp_path
     lora = load_sequence_classifier(str(tmp_path), PeftConfig(method="lora", r=4), pad_token_id=0)
     trainable = [name for name, p in lora.named_parameters() if p.requires_grad]
     assert any("score" in name for name in trainable)  # the new head trains alongside the adapters
+
+
+def test_bf16_autocast_only_where_the_hardware_computes_bf16(monkeypatch):
+    from basemodel import precision
+
+    monkeypatch.setattr(precision.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision, "cpu_computes_bf16", lambda: True)
+    assert precision.train_in_bf16(ModelConfig())
+    assert not precision.train_in_bf16(ModelConfig(cpu_bf16_autocast=False))
+    monkeypatch.setattr(precision, "cpu_computes_bf16", lambda: False)
+    assert not precision.train_in_bf16(ModelConfig()), "emulated bf16 is slower than float32"
+    monkeypatch.setattr(precision.torch.cuda, "is_available", lambda: True)
+    assert precision.train_in_bf16(ModelConfig(dtype="bfloat16"))
+    assert not precision.train_in_bf16(ModelConfig(dtype="float32"))

@@ -237,11 +237,11 @@ def test_added_constraint_detects_known_and_invented_marks():
     assert not oracle.added_constraint("Here it is: owl owl.")
 
 
-def test_constraint_files_have_a_dozen_training_values_and_held_out_ones():
-    # A dozen, not dozens: the tiny base learns to follow a constraint at turn 1 only when each value is
-    # seen often (chatworld/dialogs.py); the held-out values measure whether GAtt generalises past them.
+def test_constraint_files_have_eight_training_values_and_held_out_ones():
+    # Eight, not dozens: the tiny base learns to follow a constraint at turn 1 within the SFT budget only
+    # when each value is seen often (chatworld/dialogs.py); held-out values measure how far GAtt generalises.
     for fam in constraints.families().values():
-        assert len(fam.train) >= 12 and len(fam.heldout) >= 6
+        assert len(fam.train) == 8 and len(fam.heldout) >= 6
         assert not set(fam.train) & set(fam.heldout)
 
 
