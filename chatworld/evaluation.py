@@ -87,7 +87,7 @@ def adherence_by_turn(
     """Run each GAtt evaluation dialog turn by turn, feeding the model's own answers back.
 
     Returns {"by_turn": {turn: share adhering}, "count": {turn: dialogs judged}, "heldout_by_turn",
-    "seen_by_turn" (the same split by held-out constraint values), "helpfulness_by_turn"}.
+    "seen_by_turn" (the same split by held-out constraint values), "helpfulness_by_turn", "transcripts"}.
     """
     if not eval_dialogs:
         raise ValueError("no GAtt evaluation dialogs")
@@ -115,4 +115,5 @@ def adherence_by_turn(
         "heldout_by_turn": {t: share(rows, lambda i: i in heldout) for t, rows in judged.items()},
         "seen_by_turn": {t: share(rows, lambda i: i not in heldout) for t, rows in judged.items()},
         "helpfulness_by_turn": {t: _mean([h for _, _, h in rows]) for t, rows in judged.items()},
+        "transcripts": dialogs,  # each dialog as answered, the model's own answers in place
     }

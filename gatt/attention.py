@@ -64,3 +64,16 @@ def binned(values: torch.Tensor, width: int) -> torch.Tensor:
     pad = (-values.shape[-1]) % width
     padded = torch.nn.functional.pad(values, (0, pad), value=float("-inf"))
     return padded.reshape(*values.shape[:-1], -1, width).amax(dim=-1)
+
+
+def turn_peaks(per_token: torch.Tensor, first: int, turn_ends: list[int]) -> list[float]:
+    """Per turn after the first, the strongest attention any of its tokens pays (over layers) to the system
+    message. `per_token` is attention_to_span's map, whose column 0 is position `first`; `turn_ends` are the
+    positions where turns 1, 2, ... end (the last turn runs to the end of the map).
+
+    The paper's figure 10 point in one number a turn: a model that still heeds its instruction looks back
+    at it somewhere in every answer; one that forgot it stops looking. Means over all tokens hide that,
+    since most tokens of an answer have no reason to look back.
+    """
+    bounds = [end - first for end in turn_ends] + [per_token.shape[-1]]
+    return [per_token[:, a:b].max().item() for a, b in zip(bounds, bounds[1:]) if b > a]

@@ -55,6 +55,7 @@ class GattEvalConfig:
     neutral_prompts: int = 100  # prompts/test.jsonl answers checked for a constraint nobody asked for
     attention_dialog: int = 0  # which evaluation dialog the attention figure shows
     attention_turns: int = 20
+    attention_dialogs: int = 16  # GAtt-model transcripts (trained values) the per-turn peak is averaged over
 
 
 @dataclass

@@ -25,7 +25,7 @@ from transformers import set_seed
 import gatt.config  # noqa: F401  (registers the config schema)
 from basemodel.loading import load_causal_lm
 from chat.format import ChatEncoder
-from gatt.attention import attention_to_span, binned, system_span
+from gatt.attention import attention_to_span, binned, system_span, turn_peaks
 from gatt.plots import adherence_plot, attention_plot
 from gatt.policy import policy_model_cfg
 from generation import SamplingParams, generate_answers
@@ -88,31 +88,68 @@ def load_policy(cfg, path: Path, **overrides):
     return on_accelerator(load_causal_lm(policy_model_cfg(cfg, path, **overrides), None, seed=cfg.run.seed))
 
 
-def attention_figure(cfg, paths: dict, encoder, shown: dict, out: Path) -> dict:
-    """Figure 10 on one evaluation dialog as the GAtt model answers it, read by both models."""
-    after = load_policy(cfg, paths["after"], attn_implementation="eager")  # eager returns the weights
-    messages = transcript(greedy(after, encoder, cfg), shown, cfg.eval.attention_turns)
-    messages = fit_transcript(encoder, messages, after.config.max_position_embeddings)
+def read_attention(models: dict, encoder, messages: list[dict]) -> dict:
+    """Each model's [layers, tokens] attention to the system message over one transcript, and its turn peaks."""
+    messages = fit_transcript(encoder, messages, next(iter(models.values())).config.max_position_embeddings)
     ids, start, end = system_span(encoder, messages)
     turn_ends = [
         len(encoder.encode_for_training(messages[: 1 + 2 * t])["input_ids"])
         for t in range(1, len(messages) // 2)
     ]
-    maps, summary = {}, {"tokens": len(ids), "system_tokens": end - start, "turns": len(messages) // 2}
+    maps = {label: attention_to_span(model, ids, start, end) for label, model in models.items()}
+    return {
+        "maps": maps,
+        "peaks": {label: turn_peaks(m, end, turn_ends) for label, m in maps.items()},
+        "turn_ends": turn_ends,
+        "end": end,
+        "tokens": len(ids),
+        "system_tokens": end - start,
+        "turns": len(messages) // 2,
+    }
+
+
+def attention_figure(
+    cfg, paths: dict, encoder, shown: dict, transcripts: list[list[dict]], out: Path
+) -> dict:
+    """Figure 10 on one evaluation dialog as the GAtt model answers it, read by both models; and the mean per
+    turn peak over `transcripts` (the GAtt model's own 20-turn evaluation dialogs), so the number does not
+    rest on one dialog."""
+    models = {label: load_policy(cfg, path, attn_implementation="eager") for label, path in paths.items()}
+    after = models["after"]
+    shown_read = read_attention(
+        models, encoder, transcript(greedy(after, encoder, cfg), shown, cfg.eval.attention_turns)
+    )
+    end, turn_ends = shown_read["end"], shown_read["turn_ends"]
+    maps, summary = {}, {k: shown_read[k] for k in ("tokens", "system_tokens", "turns")}
+    over_dialogs = [read_attention(models, encoder, messages)["peaks"] for messages in transcripts]
     for label, path in paths.items():
-        model = after if label == "after" else load_policy(cfg, path, attn_implementation="eager")
-        per_token = attention_to_span(model, ids, start, end)  # [layers, later tokens]
+        per_token = shown_read["maps"][label]
         maps[f"{label} GAtt ({path.name})"] = binned(per_token, ATTENTION_BIN).tolist()
         strongest = per_token.amax(dim=0)
         last_turn = strongest[turn_ends[-1] - end :] if turn_ends else strongest
+        peaks = shown_read["peaks"][label]
+        pooled = [p for dialog in over_dialogs for p in dialog[label]]
         summary[label] = {
+            "turn_peak_attention": peaks,  # turns 2, 3, ... of the figure's dialog: the strongest look back
+            "mean_turn_peak_attention": _mean(peaks),
+            "mean_turn_peak_attention_over_dialogs": _mean(pooled),
             "mean_max_attention": strongest.mean().item(),
             "last_turn_mean_max_attention": last_turn.mean().item(),
         }
+        log.info(
+            "%s: peak attention to the system message per later turn %.3f (figure dialog), %.3f (%d dialogs)",
+            label, summary[label]["mean_turn_peak_attention"] or 0,
+            summary[label]["mean_turn_peak_attention_over_dialogs"] or 0, len(transcripts),
+        )  # fmt: skip
+    summary["dialogs"] = len(transcripts)
     turn_starts = [(t - end) // ATTENTION_BIN for t in turn_ends]
     title = f"Max attention to the system message ({summary['turns']} turns: {shown['system']})"
     attention_plot(out / "attention.png", maps, turn_starts, title)
     return summary
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 def neutral_rates(generate, world, max_prompts: int) -> dict:
@@ -145,8 +182,9 @@ def main(cfg: DictConfig) -> None:
         log.info("%s (%s): %d dialogs of up to %d turns", label, path, len(eval_dialogs), max(cfg.eval.turns))
         results[label] = adherence_by_turn(generate, eval_dialogs, list(cfg.eval.turns))
         neutral[label] = neutral_rates(generate, world, cfg.eval.neutral_prompts)
-        shares = {t: round(v, 3) for t, v in results[label]["by_turn"].items() if v is not None}
-        log.info("%s adherence: %s", label, shares)
+        for split in ("seen", "heldout"):
+            shares = {t: round(v, 3) for t, v in results[label][f"{split}_by_turn"].items() if v is not None}
+            log.info("%s adherence, %s constraint values: %s", label, split, shares)
 
     out = paths["after"]
     # The headline is the constraint values GAtt trains on (the paper's table 30); held-out values show
@@ -154,7 +192,11 @@ def main(cfg: DictConfig) -> None:
     curves = {f"{label} GAtt": r["seen_by_turn"] for label, r in results.items()}
     curves |= {f"{label} GAtt, held-out values": r["heldout_by_turn"] for label, r in results.items()}
     adherence_plot(out / "adherence.png", curves, "Constraint adherence over a dialog")
-    attention = attention_figure(cfg, paths, encoder, eval_dialogs[cfg.eval.attention_dialog], out)
+    trained = [i for i, d in enumerate(eval_dialogs) if not d.get("meta", {}).get("heldout")]
+    transcripts = [results["after"]["transcripts"][i] for i in trained[: cfg.eval.attention_dialogs]]
+    attention = attention_figure(
+        cfg, paths, encoder, eval_dialogs[cfg.eval.attention_dialog], transcripts, out
+    )
     metrics = json_metrics(out)
     metrics.update(
         {

@@ -113,6 +113,9 @@ def test_adherence_by_turn_feeds_answers_back(world_dir):
     assert result["count"] == dict.fromkeys((1, 2, 4, 6, 10, 20), len(evals))
     assert result["helpfulness_by_turn"][20] == 1.0
     assert max(seen_lengths) == 1 + 2 * 19 + 1  # system + 19 earlier turns + the 20th request
+    first = result["transcripts"][0]
+    assert len(first) == 1 + 2 * len(evals[0]["user_turns"]) and first[0]["role"] == "system"
+    assert first[2]["content"] == perfect_answer(first[:2])  # the answer the model gave, kept in place
 
     perfect = adherence_by_turn(lambda dialogs: [perfect_answer(d) for d in dialogs], evals, turns=(1, 3))
     assert perfect["by_turn"] == {1: 1.0, 3: 1.0}

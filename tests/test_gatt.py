@@ -11,7 +11,7 @@ import basemodel
 from chat.format import IGNORE_INDEX, ChatEncoder
 from chatworld import oracle
 from chatworld.constraints import DATA_DIR, ConstraintError
-from gatt.attention import attention_to_span, binned, system_span
+from gatt.attention import attention_to_span, binned, system_span, turn_peaks
 from gatt.dataset import gatt_rows, read_training_rows, replay_rows, write_rows
 from gatt.instructions import attach_instruction, instruction_text, load_constraint_lists, sample_constraint
 from gatt.sampling import pick_answer, plan_dialogs, sample_chunk, sample_dialogs
@@ -339,6 +339,13 @@ def test_attention_to_span_takes_the_max_over_heads_and_span_tokens():
     assert attention_to_span(FixedAttention((layer,)), [1, 2, 3, 4], 1, 3).tolist() == [[pytest.approx(0.6)]]
     with pytest.raises(RuntimeError, match="eager"):
         attention_to_span(FixedAttention((None,)), [1, 2, 3, 4], 1, 3)
+
+
+def test_turn_peaks_take_each_later_turns_strongest_look_back():
+    # 2 layers, map columns are positions 10..16; turn 1 ends at 12, turn 2 at 15, turn 3 runs to the end.
+    per_token = torch.tensor([[0.9, 0.1, 0.2, 0.0, 0.3, 0.1, 0.0], [0.0, 0.1, 0.1, 0.6, 0.2, 0.0, 0.4]])
+    assert turn_peaks(per_token, 10, [12, 15]) == pytest.approx([0.6, 0.4])
+    assert turn_peaks(per_token, 10, []) == []  # one turn: nothing after the first
 
 
 def test_binned_keeps_the_maximum_of_neighbours():
