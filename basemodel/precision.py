@@ -1,7 +1,7 @@
 """Which trainers compute in bf16: real checkpoints on GPUs, and float32 models on CPUs with native bf16.
 
 On a CPU with AVX512-BF16 or AMX, bf16 autocast (float32 master weights, bf16 matmuls) trained the tiny
-Llama's SFT 1.65x faster together with padding-free batches (bench/RESULTS.md); on CPUs without it,
+Llama's SFT 1.63x faster per step together with padding-free micro-batches (bench/RESULTS.md); on CPUs without it,
 bf16 is emulated and slower than float32, so it stays off there.
 """
 
