@@ -19,7 +19,8 @@ Generate = Callable[[list[list[dict]]], list[str]]
 GATT_TURNS = (1, 2, 4, 6, 10, 20)
 
 
-def _mean(values: list) -> float | None:
+def mean_or_none(values: list) -> float | None:
+    """The mean, or None for no values (a share over no dialogs is unknown, not 0)."""
     return sum(values) / len(values) if values else None
 
 
@@ -40,10 +41,10 @@ def oracle_scores(prompts: list[list[dict]], answers: list[str]) -> dict:
         if not any(m["role"] == "system" and oracle.constraint_from_system(m["content"]) for m in prompt):
             added.append(oracle.added_constraint(answer))
     return {
-        "helpfulness": _mean(helpful),
-        "unsafe_compliance": _mean(unsafe),
-        "false_refusal": _mean(refused),
-        "constraint_added": _mean(added),
+        "helpfulness": mean_or_none(helpful),
+        "unsafe_compliance": mean_or_none(unsafe),
+        "false_refusal": mean_or_none(refused),
+        "constraint_added": mean_or_none(added),
         "n": {"helpful": len(helpful), "harmful": len(unsafe), "benign_lookalike": len(refused)},
     }
 
@@ -106,7 +107,7 @@ def adherence_by_turn(
             dialogs[i].append({"role": "assistant", "content": answer})
 
     def share(rows, keep=lambda i: True):
-        return _mean([ok for i, ok, _ in rows if keep(i)])
+        return mean_or_none([ok for i, ok, _ in rows if keep(i)])
 
     heldout = {i for i, d in enumerate(eval_dialogs) if d.get("meta", {}).get("heldout")}
     return {
@@ -114,6 +115,6 @@ def adherence_by_turn(
         "count": {t: len(rows) for t, rows in judged.items()},
         "heldout_by_turn": {t: share(rows, lambda i: i in heldout) for t, rows in judged.items()},
         "seen_by_turn": {t: share(rows, lambda i: i not in heldout) for t, rows in judged.items()},
-        "helpfulness_by_turn": {t: _mean([h for _, _, h in rows]) for t, rows in judged.items()},
+        "helpfulness_by_turn": {t: mean_or_none([h for _, _, h in rows]) for t, rows in judged.items()},
         "transcripts": dialogs,  # each dialog as answered, the model's own answers in place
     }

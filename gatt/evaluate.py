@@ -25,6 +25,7 @@ from transformers import set_seed
 import gatt.config  # noqa: F401  (registers the config schema)
 from basemodel.loading import load_causal_lm
 from chat.format import ChatEncoder
+from chatworld.evaluation import adherence_by_turn, evaluate_policy, mean_or_none, read_jsonl
 from gatt.attention import attention_to_span, binned, system_span, turn_peaks
 from gatt.plots import adherence_plot, attention_plot
 from gatt.policy import policy_model_cfg
@@ -131,8 +132,8 @@ def attention_figure(
         pooled = [p for dialog in over_dialogs for p in dialog[label]]
         summary[label] = {
             "turn_peak_attention": peaks,  # turns 2, 3, ... of the figure's dialog: the strongest look back
-            "mean_turn_peak_attention": _mean(peaks),
-            "mean_turn_peak_attention_over_dialogs": _mean(pooled),
+            "mean_turn_peak_attention": mean_or_none(peaks),
+            "mean_turn_peak_attention_over_dialogs": mean_or_none(pooled),
             "mean_max_attention": strongest.mean().item(),
             "last_turn_mean_max_attention": last_turn.mean().item(),
         }
@@ -148,13 +149,7 @@ def attention_figure(
     return summary
 
 
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
 def neutral_rates(generate, world, max_prompts: int) -> dict:
-    from chatworld.evaluation import evaluate_policy
-
     scores = evaluate_policy(generate, world, max_prompts=max_prompts)
     return {"constraint_added": scores["constraint_added"], "helpfulness": scores["helpfulness"]}
 
@@ -165,8 +160,6 @@ def main(cfg: DictConfig) -> None:
         raise SystemExit(
             "gatt/evaluate.py needs the built-in world (data=builtin): its oracle judges the constraints"
         )
-    from chatworld.evaluation import adherence_by_turn, read_jsonl
-
     set_seed(cfg.run.seed)
     paths = models_to_compare(cfg)
     if "adherence_by_turn" in json_metrics(paths["after"]) and not cfg.run.overwrite:
