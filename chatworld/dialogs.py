@@ -19,8 +19,8 @@ from chatworld.turns import Turn, clean_task_turn, sft_turn, task_turn
 # long dialogs are enough for the base to have seen turn 20 (GATT_NOTES item 7). Two fifths carry a
 # constraint, so the base follows one at turn 1, which GAtt then carries to later turns. Measured with the
 # default SFT (greedy turn-1 answers to the 90 trained-value GAtt evaluation dialogs): 6% + 6% and 30-42
-# values per family, 1-2%; 20% + 20% and 12 values, 39-47% (one or two families learned, which ones by
-# chance); 20% + 20% and 8 values, 99% after 767 steps, 47% after 657.
+# values per family, 1-2%; 20% + 20% and 12 values, 39-44% after 657-876 steps (one or two families
+# learned, which ones by chance); 20% + 20% and 8 values, 99% after 767 steps, 47% after 657.
 SFT_MIX = (("single", 0.56), ("multi", 0.04), ("instruction_in_turn", 0.2), ("system_constraint", 0.2))
 LONG_DIALOG_RATE = 0.6  # share of multi-turn dialogs with 12-20 turns (turn 20 must be seen in training)
 SINGLE_SYSTEM_RATE = 0.15  # share of one-turn dialogs with a neutral system message

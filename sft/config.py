@@ -29,7 +29,8 @@ class SFTTrainConfig:
     sampling: str = "length_buckets"
     packing: bool = False  # concatenate dialogs into full-length rows (the paper's choice)
     # Each micro-batch becomes one row without padding; position ids restart per dialog, so attention stays
-    # within each dialog (exact with sdpa on CPU too; tests/test_sft_batching.py). Ignores `sampling`'s buckets.
+    # within each dialog (exact with sdpa on CPU too; tests/test_sft_batching.py). Length buckets save no padding
+    # there, so pair it with sampling=random.
     padding_free: bool = False
     save_steps: int = 50
     eval_steps: int = 100
