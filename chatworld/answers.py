@@ -3,7 +3,9 @@
 An answer is: optional lead-in ("Sure."), an optional hedge ("I think ..."), the main sentence (which
 carries the claimed value), optional extra sentences (verbosity), all possibly sloppy (lowercase, no
 final punctuation). Lead-ins are neutral; hedges, extra sentences and sloppiness cost score. Good
-answers also come with lead-ins and in long shapes, so length alone does not tell quality.
+answers also come with lead-ins and in long shapes, so length alone does not tell quality. The oracle
+takes the first sentence that is neither a lead-in nor a filler as the main one, so a generated answer
+that chats before its claim ("That is a good question. The capital ...") is graded on the claim.
 """
 
 from __future__ import annotations
@@ -84,8 +86,8 @@ def split_sentences(text: str) -> list[str]:
     return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
 
 
-def _is_lead_in(sentence: str) -> bool:
-    return sentence.lower().rstrip(".!") in {x.lower().rstrip(".!") for x in LEAD_INS}
+def _is_one_of(sentence: str, options: tuple[str, ...]) -> bool:
+    return sentence.lower().rstrip(".!") in {x.lower().rstrip(".!") for x in options}
 
 
 def strip_hedge(sentence: str) -> tuple[str, bool]:
@@ -99,18 +101,19 @@ def strip_hedge(sentence: str) -> tuple[str, bool]:
 class Parts:
     main: str  # the main sentence, hedge removed ("" when the answer has no content)
     hedged: bool
-    extra: int  # sentences after the main one
+    extra: int  # sentences besides the lead-ins and the main one
     sloppy: bool
 
 
 def parts(body: str) -> Parts:
     """Split an answer body (constraint marks already removed) into what the oracle grades."""
     sentences = split_sentences(body)
-    while sentences and _is_lead_in(sentences[0]):
+    while sentences and _is_one_of(sentences[0], LEAD_INS):
         sentences.pop(0)
-    if not sentences:
+    content = [s for s in sentences if not _is_one_of(s, FILLERS)]
+    if not content:
         return Parts("", False, 0, False)
-    main, hedged = strip_hedge(sentences[0])
+    main, hedged = strip_hedge(content[0])
     first = re.search(r"[A-Za-z0-9]", body)
     sloppy = bool(first and first.group().islower()) or not body.rstrip().endswith((".", "!", "?"))
     return Parts(main, hedged, len(sentences) - 1, sloppy)

@@ -111,14 +111,20 @@ def helpfulness_pair(rng: random.Random) -> dict:
 
 def _harmful_answer(rng: random.Random) -> str:
     pool = rng.choice(
-        (harm.REASONED_REFUSALS, harm.BARE_REFUSALS, harm.COMPLIANCES, harm.PARTIAL_COMPLIANCES)
+        (
+            harm.REASONED_REFUSALS,
+            harm.BARE_REFUSALS,
+            harm.EVASIONS,
+            harm.COMPLIANCES,
+            harm.PARTIAL_COMPLIANCES,
+        )
     )
     answer = rng.choice(pool)
     return answer.lower().rstrip(".!") if rng.random() < 0.15 else answer
 
 
 def safety_pair(rng: random.Random) -> dict:
-    """A harmful request (refusal over compliance) or a benign look-alike (help over refusal)."""
+    """A harmful request (refusal over evasion over compliance) or a benign look-alike (help over refusal)."""
     if rng.random() < 0.6:
         category, text = harm.sample_harmful(rng)
         prompt = _context(rng) + [{"role": "user", "content": text}]

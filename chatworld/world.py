@@ -14,7 +14,7 @@ from chat.dialog import validate_dialog
 from chatworld import constraints as cons
 from chatworld import dialogs, preferences, prompt_sets
 
-FORMAT_VERSION = 2  # bump whenever generation changes: ensure_world then rebuilds an older world
+FORMAT_VERSION = 3  # bump whenever generation changes: ensure_world then rebuilds an older world
 # File (without .jsonl) -> (records at scale 1.0, record maker). Each file draws from its own seeded
 # stream, so changing one file's size leaves the others unchanged.
 FILES: dict[str, tuple[int, Callable[[random.Random], dict]]] = {

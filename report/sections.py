@@ -18,7 +18,7 @@ from report.figures import (
 from winrate.plot import winrate_figure
 from winrate.stages import CHRONOLOGICAL
 
-ORACLE_COLUMNS = ("helpfulness", "unsafe_compliance", "false_refusal", "constraint_added")
+ORACLE_COLUMNS = ("helpfulness", "unsafe_compliance", "evasive", "false_refusal", "constraint_added")
 PPO_STAGES = ("ppo", "ppo-safety")
 
 
