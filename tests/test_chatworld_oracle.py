@@ -215,9 +215,9 @@ def test_harmful_answer_verdict(answer, verdict):
 
 def test_no_benign_advice_reads_as_going_along():
     """The evasive verdict rests on this: every look-alike's advice, alone, is judged evasive."""
-    for _, benign in harm.CATEGORIES.values():
-        for b in benign:
-            assert harm.harmful_answer_verdict(b.answer) == "evasive", b.answer
+    assert len(harm.LOOKALIKES) == 8
+    for answer in harm.EVASIONS:
+        assert harm.harmful_answer_verdict(answer) == "evasive", answer
 
 
 def test_is_refusal():
