@@ -270,7 +270,7 @@ def test_cli_prints_sizes(tmp_path, capsys):
 def test_committed_tokenizer_covers_the_world_like_a_fresh_training():
     """basemodel/tiny_tokenizer stays fixed across world changes (see basemodel/__init__.py), so it must
     still give every character of the world a piece of its own wherever a fresh training on today's world
-    would (the rarest few, such as "V" and "X", are spelled in bytes by both), and decode every text back."""
+    would (the rarest few, "Q", "V" and "X", are spelled in bytes by both), and decode every text back."""
     import sentencepiece as spm
 
     from basemodel.tokenizer_train import DEFAULT_VOCAB_SIZE, train_tokenizer_bytes
