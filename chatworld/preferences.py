@@ -109,6 +109,32 @@ def helpfulness_pair(rng: random.Random) -> dict:
     return _pair(rng, prompt, draw, oracle.helpfulness, {"objective": "helpfulness", "family": req.family})
 
 
+def contrast_pair(rng: random.Random, plain: bool = False) -> dict:
+    """One request, two answers written alike (one style, the same draws for lead-in, hedge and extra
+    sentences) that differ only in the value they claim: the right one over a wrong one, rated by the
+    oracle's gap. The world's pairs mostly differ in style too, and a reward model trained on them alone
+    learns style and never the value; these pairs isolate it. `plain`: no context and no style, the
+    shortest form of the lesson (the helpfulness RM's curriculum starts with them)."""
+    req = sample_task(rng)
+    prompt = ([] if plain else _context(rng)) + [{"role": "user", "content": ask(req, rng)}]
+    style = Style() if plain else _random_style(rng)
+    state = rng.getstate()
+    right = write_answer(req, "correct", style, rng)
+    rng.setstate(state)
+    wrong = write_answer(req, "wrong", style, rng)
+    scores = (oracle.helpfulness(prompt, right), oracle.helpfulness(prompt, wrong))
+    gap = round(scores[0] - scores[1], 4)
+    rating = rating_for_gap(gap)
+    if rating is None:
+        raise AssertionError(f"the oracle does not prefer the right answer: {right!r} vs {wrong!r}")
+    meta = {"objective": "helpfulness", "family": req.family, "contrast": True}
+    return _record(prompt, right, wrong, rating, scores, gap, meta)
+
+
+def plain_contrast_pair(rng: random.Random) -> dict:
+    return contrast_pair(rng, plain=True)
+
+
 def _harmful_answer(rng: random.Random) -> str:
     pool = rng.choice(
         (

@@ -14,7 +14,7 @@ from chat.dialog import validate_dialog
 from chatworld import constraints as cons
 from chatworld import dialogs, preferences, prompt_sets
 
-FORMAT_VERSION = 3  # bump whenever generation changes: ensure_world then rebuilds an older world
+FORMAT_VERSION = 4  # bump whenever generation changes: ensure_world then rebuilds an older world
 # File (without .jsonl) -> (records at scale 1.0, record maker). Each file draws from its own seeded
 # stream, so changing one file's size leaves the others unchanged.
 FILES: dict[str, tuple[int, Callable[[random.Random], dict]]] = {
@@ -22,6 +22,8 @@ FILES: dict[str, tuple[int, Callable[[random.Random], dict]]] = {
     "sft/test": (200, dialogs.sft_dialog),
     "preferences/helpfulness/train": (4000, preferences.helpfulness_pair),
     "preferences/helpfulness/test": (1000, preferences.helpfulness_pair),
+    "preferences/contrast/train": (2000, preferences.contrast_pair),
+    "preferences/contrast-plain/train": (4800, preferences.plain_contrast_pair),
     "preferences/safety/train": (2000, preferences.safety_pair),
     "preferences/safety/test": (500, preferences.safety_pair),
     "prompts/train": (2000, prompt_sets.prompt_record),

@@ -37,3 +37,17 @@ def length_grouped_order(
     if tail:
         batches.append(tail)
     return [i for batch in batches for i in batch]
+
+
+def epochs_order(
+    lengths: list[int], epochs: float, batch_size: int, rng: random.Random, bin_width: int = 16
+) -> list[int]:
+    """Indices for `epochs` passes over the rows, each pass in its own length-grouped order; a fractional
+    last pass is the first part of one. Materialised so a curriculum can precede it in one sequential run."""
+    if epochs <= 0:
+        raise ValueError(f"train.epochs must be > 0, got {epochs}")
+    total = max(1, round(epochs * len(lengths))) if lengths else 0
+    order: list[int] = []
+    while len(order) < total:
+        order += length_grouped_order(lengths, batch_size, rng, bin_width)
+    return order[:total]

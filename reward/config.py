@@ -56,6 +56,16 @@ class RewardMixConfig:
 
 
 @dataclass
+class RewardCurriculumConfig:
+    """Per reward model, pair sources trained on once before the mixture, in one sequential run (the same
+    optimizer and learning-rate schedule). Same source forms as a mix component's. Not in the paper: the
+    tiny helpfulness RM needs it to learn value checks at all (conf/reward.yaml says what was measured)."""
+
+    helpfulness: list[str] = field(default_factory=list)
+    safety: list[str] = field(default_factory=list)
+
+
+@dataclass
 class RewardEvalConfig:
     batch_size: int = 32
     max_pairs: int | None = None  # per test set; null: all of them
@@ -68,6 +78,7 @@ class RewardEvalConfig:
 class RewardConfig(StageConfig):
     train: RewardTrainConfig = field(default_factory=RewardTrainConfig)
     mix: RewardMixConfig = field(default_factory=RewardMixConfig)
+    curriculum: RewardCurriculumConfig = field(default_factory=RewardCurriculumConfig)
     eval: RewardEvalConfig = field(default_factory=RewardEvalConfig)
     experiment: str = "none"  # none: the helpfulness RM; safety (+experiment=safety): the safety RM
     init_from: str | None = None  # default: the run's SFT checkpoint (<run.root>/<run.name>/sft)

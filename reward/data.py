@@ -20,19 +20,20 @@ log = logging.getLogger(__name__)
 BUILTIN_PREFIX = "builtin:"
 BUILTIN_PAIRS = "preferences/{objective}/{{split}}.jsonl"  # within the built-in world
 BUILTIN_OBJECTIVES = ("helpfulness", "safety")
+# Every pair set of the world: the two RMs' own, and the contrast pairs (right vs wrong value, written
+# alike; train split only) that teach the helpfulness RM to check values.
+BUILTIN_SETS = (*BUILTIN_OBJECTIVES, "contrast", "contrast-plain")
 PAIR_FORMATS = ("auto", "preferences", "hh_rlhf")
 
 
-def builtin_file(run_cfg, data_cfg, objective: str, split: str) -> str:
-    if objective not in BUILTIN_OBJECTIVES:
-        raise ValueError(
-            f"{BUILTIN_PREFIX}{objective}: unknown (expected one of {', '.join(BUILTIN_OBJECTIVES)})"
-        )
-    return str(world_dir(run_cfg, data_cfg) / BUILTIN_PAIRS.format(objective=objective).format(split=split))
+def builtin_file(run_cfg, data_cfg, name: str, split: str) -> str:
+    if name not in BUILTIN_SETS:
+        raise ValueError(f"{BUILTIN_PREFIX}{name}: unknown (expected one of {', '.join(BUILTIN_SETS)})")
+    return str(world_dir(run_cfg, data_cfg) / BUILTIN_PAIRS.format(objective=name).format(split=split))
 
 
 def resolve_sources(sources: list[str], run_cfg, data_cfg, split: str) -> list[str]:
-    """Paths / hub names, with `builtin:helpfulness` / `builtin:safety` turned into the world's files."""
+    """Paths / hub names, with `builtin:<set>` (one of BUILTIN_SETS) turned into the world's file."""
     return [
         builtin_file(run_cfg, data_cfg, s[len(BUILTIN_PREFIX) :], split)
         if s.startswith(BUILTIN_PREFIX)
@@ -91,16 +92,19 @@ def mix_pairs(
     return mixed, counts
 
 
+def _world_only(sources, data_cfg, what: str, key: str) -> bool:
+    """True (and logged) when sources draw only on the built-in world and the run trains on other data."""
+    if data_cfg.name != "builtin" and sources and all(s.startswith(BUILTIN_PREFIX) for s in sources):
+        log.info("%s draws on the built-in world; not used with data=%s (set %s for your data)", what, data_cfg.name, key)
+        return True
+    return False
+
+
 def usable_components(mix: list, data_cfg) -> list:
     """The mix components that apply: the built-in world's own ones only when training on it."""
     kept = []
     for component in mix:
-        if data_cfg.name != "builtin" and all(s.startswith(BUILTIN_PREFIX) for s in component.sources):
-            log.info(
-                "mix component %s draws on the built-in world; not mixed into data=%s (set mix.<rm>=[...] for your data)",
-                component.name,
-                data_cfg.name,
-            )
+        if _world_only(component.sources, data_cfg, f"mix component {component.name}", "mix.<rm>=[...]"):
             continue
         if not component.sources:
             raise ValueError(f"mix component {component.name!r}: no sources")
@@ -122,6 +126,14 @@ def training_pairs(cfg, objective: str) -> tuple[list[PreferencePair], dict[str,
         for c in usable_components(cfg.mix[objective], cfg.data)
     ]
     return mix_pairs(primary, components, cfg.run.seed)
+
+
+def curriculum_pairs(cfg, objective: str) -> list[PreferencePair]:
+    """The pairs trained on once before the mixture (`curriculum.<rm>`), in file order; none when unset."""
+    sources = list(cfg.curriculum[objective])
+    if not sources or _world_only(sources, cfg.data, f"curriculum.{objective}", f"curriculum.{objective}=[...]"):
+        return []
+    return read_pairs(resolve_sources(sources, cfg.run, cfg.data, "train"), "train", "auto")
 
 
 def eval_set_name(source: str) -> str:

@@ -45,9 +45,9 @@ from pipeline.stage import (
     write_resolved_config,
 )
 from pipeline.tracking import start_tracking
-from reward.batching import length_grouped_order
+from reward.batching import epochs_order, length_grouped_order
 from reward.config import objective_of
-from reward.data import eval_sets, training_pairs
+from reward.data import curriculum_pairs, eval_sets, training_pairs
 from reward.encoding import encode_pairs
 from reward.evaluation import evaluate_pairs
 from reward.losses import margin_table
@@ -78,21 +78,22 @@ def warmup_steps(total_steps: int, ratio: float, minimum: int) -> int:
     return min(total_steps, max(minimum, math.ceil(ratio * total_steps)))
 
 
-def optimizer_steps(pairs: int, pairs_per_step: int, epochs: float, max_steps: int) -> int:
+def optimizer_steps(rows: int, pairs_per_step: int, max_steps: int) -> int:
+    """Steps for one pass over the scheduled rows (curriculum and every epoch, laid out in order)."""
     if max_steps > 0:
         return max_steps
-    return max(1, math.ceil(math.ceil(pairs / pairs_per_step) * epochs))
+    return max(1, math.ceil(rows / pairs_per_step))
 
 
-def trainer_args(cfg: DictConfig, stage: Stage, n_pairs: int, world_size: int, report_to: list[str]):
+def trainer_args(cfg: DictConfig, stage: Stage, n_rows: int, world_size: int, report_to: list[str]):
     accumulation = accumulation_steps(
         cfg.train.pairs_per_step, cfg.train.per_device_batch_size, "train.pairs_per_step"
     )
     pairs_per_step = accumulation * cfg.train.per_device_batch_size * world_size
-    steps = optimizer_steps(n_pairs, pairs_per_step, cfg.train.epochs, cfg.train.max_steps)
+    steps = optimizer_steps(n_rows, pairs_per_step, cfg.train.max_steps)
     return TrlRewardConfig(
         output_dir=str(stage.checkpoints),
-        num_train_epochs=cfg.train.epochs,
+        num_train_epochs=1,  # the rows already hold cfg.train.epochs passes (schedule_rows)
         max_steps=cfg.train.max_steps,
         learning_rate=cfg.train.lr,
         weight_decay=cfg.train.weight_decay,
@@ -103,7 +104,7 @@ def trainer_args(cfg: DictConfig, stage: Stage, n_pairs: int, world_size: int, r
         gradient_accumulation_steps=accumulation,
         gradient_checkpointing=cfg.model.gradient_checkpointing,
         max_length=None,  # pairs are fitted to model.max_length beforehand, prompts shortened, never dropped
-        train_sampling_strategy="sequential",  # the rows come shuffled by the run's seed (see main)
+        train_sampling_strategy="sequential",  # the rows come in schedule_rows' seeded order
         eval_strategy="no",  # evaluation per rating level runs after training (reward/evaluation.py)
         save_strategy="steps",
         save_steps=cfg.train.save_steps,
@@ -115,6 +116,22 @@ def trainer_args(cfg: DictConfig, stage: Stage, n_pairs: int, world_size: int, r
         seed=cfg.run.seed,
         dataloader_num_workers=0,
     )
+
+
+def schedule_rows(cfg: DictConfig, first: list[dict], rows: list[dict]) -> list[dict]:
+    """Every row training sees, in order: the curriculum once, then train.epochs passes over the mixture.
+
+    Seeded and fixed, so a resumed run sees the same batches; batches of similar length pad less.
+    """
+    rng = random.Random(cfg.run.seed)
+    batch, width = cfg.train.per_device_batch_size, cfg.train.length_bin_width
+
+    def lengths(rs):
+        return [max(len(r["chosen_ids"]), len(r["rejected_ids"])) for r in rs]
+
+    first_order = length_grouped_order(lengths(first), batch, rng, width)
+    order = epochs_order(lengths(rows), cfg.train.epochs, batch, rng, width)
+    return [first[i] for i in first_order] + [rows[i] for i in order]
 
 
 def evaluate_all(cfg: DictConfig, scorer: RewardScorer, objective: str) -> dict:
@@ -155,13 +172,10 @@ def main(cfg: DictConfig) -> None:
     pairs, mixture = training_pairs(cfg, objective)
     if cfg.train.max_pairs:
         pairs = pairs[: cfg.train.max_pairs]  # the mix is shuffled, so a prefix keeps its proportions
+    first = curriculum_pairs(cfg, objective)
     rows, encoding = encode_pairs(encoder, pairs, cfg.model.max_length, margins, "train")
-    # A seeded random order, fixed so a resumed run sees the same batches; batches of similar length pad less.
-    lengths = [max(len(r["chosen_ids"]), len(r["rejected_ids"])) for r in rows]
-    order = length_grouped_order(
-        lengths, cfg.train.per_device_batch_size, random.Random(cfg.run.seed), cfg.train.length_bin_width
-    )
-    rows = [rows[i] for i in order]
+    first_rows, first_encoding = encode_pairs(encoder, first, cfg.model.max_length, margins, "curriculum")
+    rows = schedule_rows(cfg, first_rows, rows)
     metrics: dict = {
         "objective": objective,
         "margin": cfg.train.margin,
@@ -170,6 +184,8 @@ def main(cfg: DictConfig) -> None:
         "train_mixture": mixture,
         "train_pairs": len(pairs),
         "train_encoding": encoding.as_dict(),
+        "curriculum_pairs": len(first),
+        "curriculum_encoding": first_encoding.as_dict(),
     }
 
     model = load_sequence_classifier(
