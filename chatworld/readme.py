@@ -96,6 +96,12 @@ plus `gatt/constraints/{{figure,hobby,style}}.json` (the constraint value lists)
 - `preferences/{{helpfulness,safety}}/*.jsonl`: TRL conversational pairs
   `{{"prompt": [... user], "chosen": [{{"role": "assistant", ...}}], "rejected": [...], "rating", "meta"}}`;
   `meta.chosen_score` / `meta.rejected_score` are the oracle scores the rating came from.
+- `preferences/{{contrast,contrast-plain}}/train.jsonl`: the same schema, `meta.contrast: true`. One request,
+  two answers written alike (one style, the same lead-in, hedge and extra sentences) that differ only in
+  the value they claim, right over wrong (rated by the oracle gap, no annotator noise). `contrast-plain`:
+  one-turn prompts, plain answers. The other pairs mostly differ in style too, so a reward model can rank
+  them by style alone; `python reward/train.py` starts the helpfulness RM on contrast-plain (a curriculum)
+  and mixes contrast into its training set.
 - `prompts/*.jsonl`: `{{"prompt": [... user], "is_safety": bool, "meta": {{"kind": task|harmful|benign, "family"}}}}`;
   `test` is the held-out prompt set of `chatworld.evaluation.evaluate_policy`.
 - `gatt/dialogs.jsonl`: unconstrained multi-turn dialogs (2-20 turns, clean answers), `{{"messages", "meta"}}`.

@@ -95,7 +95,12 @@ def mix_pairs(
 def _world_only(sources, data_cfg, what: str, key: str) -> bool:
     """True (and logged) when sources draw only on the built-in world and the run trains on other data."""
     if data_cfg.name != "builtin" and sources and all(s.startswith(BUILTIN_PREFIX) for s in sources):
-        log.info("%s draws on the built-in world; not used with data=%s (set %s for your data)", what, data_cfg.name, key)
+        log.info(
+            "%s draws on the built-in world; not used with data=%s (set %s for your data)",
+            what,
+            data_cfg.name,
+            key,
+        )
         return True
     return False
 
@@ -131,7 +136,9 @@ def training_pairs(cfg, objective: str) -> tuple[list[PreferencePair], dict[str,
 def curriculum_pairs(cfg, objective: str) -> list[PreferencePair]:
     """The pairs trained on once before the mixture (`curriculum.<rm>`), in file order; none when unset."""
     sources = list(cfg.curriculum[objective])
-    if not sources or _world_only(sources, cfg.data, f"curriculum.{objective}", f"curriculum.{objective}=[...]"):
+    if not sources or _world_only(
+        sources, cfg.data, f"curriculum.{objective}", f"curriculum.{objective}=[...]"
+    ):
         return []
     return read_pairs(resolve_sources(sources, cfg.run, cfg.data, "train"), "train", "auto")
 

@@ -172,7 +172,7 @@ def main(cfg: DictConfig) -> None:
     pairs, mixture = training_pairs(cfg, objective)
     if cfg.train.max_pairs:
         pairs = pairs[: cfg.train.max_pairs]  # the mix is shuffled, so a prefix keeps its proportions
-    first = curriculum_pairs(cfg, objective)
+    first = curriculum_pairs(cfg, objective)[: cfg.train.max_curriculum_pairs]
     rows, encoding = encode_pairs(encoder, pairs, cfg.model.max_length, margins, "train")
     first_rows, first_encoding = encode_pairs(encoder, first, cfg.model.max_length, margins, "curriculum")
     rows = schedule_rows(cfg, first_rows, rows)

@@ -16,7 +16,8 @@ from chatworld.evaluation import read_jsonl
 
 JSONL_FILES = (
     "sft/train.jsonl", "sft/test.jsonl", "preferences/helpfulness/train.jsonl", "preferences/helpfulness/test.jsonl",
-    "preferences/safety/train.jsonl", "preferences/safety/test.jsonl", "prompts/train.jsonl", "prompts/test.jsonl",
+    "preferences/safety/train.jsonl", "preferences/safety/test.jsonl", "preferences/contrast/train.jsonl",
+    "preferences/contrast-plain/train.jsonl", "prompts/train.jsonl", "prompts/test.jsonl",
     "gatt/dialogs.jsonl", "gatt/eval.jsonl",
 )  # fmt: skip
 
@@ -93,6 +94,31 @@ def test_ratings_follow_the_documented_thresholds(world, objective):
     assert preferences.rating_for_gap(0.15) == "slightly_better"
     assert preferences.rating_for_gap(0.01) == "negligibly_better"
     assert preferences.rating_for_gap(0.0) is None
+
+
+@pytest.mark.parametrize("name", ["contrast", "contrast-plain"])
+def test_contrast_pairs_differ_only_in_the_claimed_value(world, name):
+    records = world[f"preferences/{name}/train.jsonl"]
+    alike = 0
+    for record in records:
+        prompt, meta = record["prompt"], record["meta"]
+        chosen, rejected = record["chosen"][0]["content"], record["rejected"][0]["content"]
+        assert (
+            oracle.task_verdict(prompt, chosen) == "correct"
+            and oracle.task_verdict(prompt, rejected) == "wrong"
+        )
+        assert oracle.style_factor(chosen) == oracle.style_factor(rejected)  # one style on both sides
+        assert meta["contrast"] and preferences.rating_for_gap(meta["annotator_gap"]) == record["rating"]
+        assert meta["annotator_gap"] == round(meta["chosen_score"] - meta["rejected_score"], 4)  # no noise
+        a, b = chosen.split(" "), rejected.split(" ")
+        alike += len(a) == len(b) and sum(x != y for x, y in zip(a, b)) <= 2  # e.g. "is red." / "is blue."
+    assert alike >= 0.8 * len(records), (alike, len(records))
+    if name == "contrast-plain":
+        assert all(len(r["prompt"]) == 1 for r in records)  # one user turn, no system message
+        assert all(oracle.style_factor(r["chosen"][0]["content"]) == 1.0 for r in records)
+    else:
+        assert sum(len(r["prompt"]) > 1 for r in records) > 0.3 * len(records)  # the world's contexts
+        assert sum(oracle.style_factor(r["chosen"][0]["content"]) < 1 for r in records) > 0.3 * len(records)
 
 
 def test_safety_pairs_prefer_refusal_for_harmful_and_help_for_benign(world):

@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from reward.batching import length_grouped_order
+from reward.batching import epochs_order, length_grouped_order
 
 
 def _batches(order, size):
@@ -52,3 +52,16 @@ def test_a_negative_bin_width_or_empty_batch_is_refused_by_name():
         length_grouped_order([1, 2, 3], 2, random.Random(0), bin_width=-16)
     with pytest.raises(ValueError, match="batch_size"):
         length_grouped_order([1, 2, 3], 0, random.Random(0))
+
+
+def test_epochs_are_whole_passes_each_in_its_own_order_and_a_fraction_is_a_prefix():
+    lengths = [random.Random(i).randint(5, 80) for i in range(40)]
+    order = epochs_order(lengths, 2.5, 8, random.Random(0), bin_width=16)
+    assert len(order) == 100
+    first, second, half = order[:40], order[40:80], order[80:]
+    assert sorted(first) == sorted(second) == list(range(40)) and first != second
+    assert len(half) == 20 and len(set(half)) == 20
+    assert epochs_order(lengths, 2.5, 8, random.Random(0), bin_width=16) == order  # seeded: resumable
+    assert epochs_order([], 2.0, 8, random.Random(0)) == []
+    with pytest.raises(ValueError, match="train.epochs"):
+        epochs_order(lengths, 0, 8, random.Random(0))

@@ -23,7 +23,8 @@ def test_defaults_train_the_helpfulness_rm_on_the_tiny_world():
     cfg = compose_reward()
     assert cfg.model.name == "tiny" and cfg.data.name == "builtin" and cfg.train.margin == "small"
     assert objective_of(cfg.experiment) == "helpfulness" and cfg.init_from is None
-    assert [c.sources for c in cfg.mix.helpfulness] == [["builtin:safety"]]
+    assert [c.sources for c in cfg.mix.helpfulness] == [["builtin:safety"], ["builtin:contrast"]]
+    assert list(cfg.curriculum.helpfulness) == ["builtin:contrast-plain"] and not cfg.curriculum.safety
     assert objective_of(compose_reward("+experiment=safety").experiment) == "safety"
     with pytest.raises(ValueError, match="experiment"):
         objective_of("gatt")
@@ -42,8 +43,8 @@ def test_warmup_is_3_percent_of_steps_and_at_least_5():
     assert warmup_steps(1000, 0.03, 5) == 30
     assert warmup_steps(100, 0.03, 5) == 5
     assert warmup_steps(3, 0.03, 5) == 3  # never longer than training
-    assert optimizer_steps(pairs=1025, pairs_per_step=512, epochs=1, max_steps=-1) == 3
-    assert optimizer_steps(pairs=1025, pairs_per_step=512, epochs=1, max_steps=7) == 7
+    assert optimizer_steps(rows=1025, pairs_per_step=512, max_steps=-1) == 3
+    assert optimizer_steps(rows=1025, pairs_per_step=512, max_steps=7) == 7
 
 
 def test_accumulation_makes_up_the_papers_batch_across_processes(monkeypatch):
@@ -61,6 +62,7 @@ def test_accumulation_makes_up_the_papers_batch_across_processes(monkeypatch):
         ("train.lr=fast", "train.lr"),
         ("eval.unsafe_treshold=0.2", "eval.unsafe_treshold"),
         ("mix.helpfulnes=[]", "mix.helpfulnes"),
+        ("curriculum.helpfulnes=[]", "curriculum.helpfulnes"),
         ("init_form=/x", "init_form"),
     ],
 )

@@ -161,6 +161,41 @@ def test_safety_experiment_writes_reward_safety_with_precision_and_recall(tmp_pa
     assert not (tmp_path / "default" / "reward" / "helpfulness").exists()
 
 
+@pytest.mark.slow
+def test_builtin_helpfulness_rm_trains_on_its_curriculum_first_then_the_mixture(tmp_path):
+    make_sft_checkpoint(tmp_path)
+    reward(
+        tmp_path,
+        "data.max_train_samples=40",
+        "train.max_curriculum_pairs=24",
+        "train.epochs=1.5",
+        "eval.max_pairs=16",
+        "eval.baselines=false",
+    )
+    metrics = json.loads((tmp_path / "default" / "reward" / "helpfulness" / "metrics.json").read_text())
+    mixture = metrics["train_mixture"]  # 40 primary pairs are 65% of the set: safety 10%, contrast 25%
+    assert mixture == {"primary": 40, "safety": 6, "contrast": 15}
+    assert metrics["curriculum_pairs"] == 24 and metrics["curriculum_encoding"]["kept"] == 24
+    # One sequential pass: the curriculum once, then 1.5 passes over the 61 mixed pairs, 8 pairs a step.
+    assert metrics["global_step"] == -(-(24 + round(1.5 * 61)) // 8)
+
+
+def test_schedule_puts_the_curriculum_first_once_then_each_epoch_in_its_own_order():
+    from omegaconf import OmegaConf
+
+    from reward.train import schedule_rows
+
+    cfg = OmegaConf.create(
+        {"run": {"seed": 0}, "train": {"per_device_batch_size": 4, "length_bin_width": 16, "epochs": 2.0}}
+    )
+    first = [{"chosen_ids": [1] * 5, "rejected_ids": [1] * 4, "id": f"c{i}"} for i in range(6)]
+    rows = [{"chosen_ids": [1] * (5 + i), "rejected_ids": [1] * 3, "id": f"m{i}"} for i in range(10)]
+    ids = [r["id"] for r in schedule_rows(cfg, first, rows)]
+    assert sorted(ids[:6]) == sorted(r["id"] for r in first)
+    assert sorted(ids[6:16]) == sorted(ids[16:]) == sorted(r["id"] for r in rows) and ids[6:16] != ids[16:]
+    assert [r["id"] for r in schedule_rows(cfg, first, rows)] == ids  # seeded: a resumed run sees the same
+
+
 def test_missing_sft_checkpoint_says_what_to_run(tmp_path):
     result = reward(tmp_path, check=False)
     assert result.returncode != 0
