@@ -7,7 +7,8 @@ Runs `python reward/train.py` twice from the same SFT checkpoint into a temporar
 train.length_bin_width=0 (random batches, padded to the longest sequence) and once with the default
 grouping, and prints training seconds per step, the accuracy per rating level on the helpfulness test
 pairs, and the speed ratio last. Grouping must not cost accuracy: batches still mix tasks (see
-reward/batching.py), so the two accuracy rows should differ by noise only.
+reward/batching.py), so the two accuracy rows should differ by noise only. With --max-steps both runs
+skip the helpfulness RM's curriculum, so the capped steps train on the mixed pairs whose lengths vary.
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ def main(argv: list[str] | None = None) -> dict:
     sft = Path(args.sft).resolve()
     if not sft.is_dir():
         raise SystemExit(f"bench: --sft {sft}: no such directory")
-    extra = [*args.overrides, *([f"train.max_steps={args.max_steps}"] if args.max_steps > 0 else [])]
+    capped = [f"train.max_steps={args.max_steps}"] if args.max_steps > 0 else []
+    # A capped run would spend its steps on the curriculum, whose short pairs all fall in one length bin.
+    capped += ["curriculum.helpfulness=[]"] if capped else []
+    extra = [*capped, *args.overrides]
     with tempfile.TemporaryDirectory(prefix="bench-reward-") as tmp:
         random_batches = train_once(sft, Path(tmp), "random", ["train.length_bin_width=0", *extra])
         grouped = train_once(sft, Path(tmp), "grouped", extra)

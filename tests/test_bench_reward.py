@@ -14,6 +14,7 @@ def test_bench_trains_both_ways_and_prints_their_ratio(tmp_path, capsys):
     random_run, grouped = result["random"], result["grouped"]
     assert random_run["global_step"] == grouped["global_step"] == 2
     assert random_run["init_from"] == grouped["init_from"] == str(sft.resolve())
+    assert random_run["curriculum_pairs"] == grouped["curriculum_pairs"] == 0  # capped: the mixed pairs only
     per_step = [r["train_seconds"] / r["global_step"] for r in (random_run, grouped)]
     assert result["ratio"] == pytest.approx(per_step[0] / per_step[1])
     out = capsys.readouterr().out
