@@ -78,3 +78,13 @@ def test_unknown_margin_table_is_refused():
     cfg = compose_reward("train.margin=huge")  # a free string in the schema: checked at start by the stage
     with pytest.raises(ValueError, match="train.margin"):
         margin_table(cfg.train.margin)
+
+
+def test_an_unknown_builtin_pair_set_is_refused_naming_the_known_ones():
+    from reward.data import resolve_sources
+
+    cfg = compose_reward()
+    with pytest.raises(ValueError, match=r"builtin:contrast-plian: unknown .*contrast-plain"):
+        resolve_sources(
+            ["builtin:contrast-plian"], cfg.run, cfg.data, "train"
+        )  # checked before the world is built

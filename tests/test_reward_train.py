@@ -107,6 +107,7 @@ def test_hh_pairs_train_end_to_end_and_report_every_test_set(hh_run):
         assert "unsafe_flagging" not in result  # the helpfulness RM
         assert "correct_vs" not in result  # no oracle for HH-RLHF
     assert metrics["train_mixture"] == {"primary": 96}  # the built-in world's mix is not added to HH data
+    assert metrics["curriculum_pairs"] == 0  # nor its curriculum
     encoding = metrics["train_encoding"]
     assert encoding["truncated"] > 0 and encoding["kept"] + encoding["skipped_answer_too_long"] == 96
     assert metrics["global_step"] == -(-encoding["kept"] // 8)  # one epoch of 8-pair steps
