@@ -25,8 +25,10 @@ class RewardTrainConfig:
     per_device_batch_size: int = 4  # pairs; each pair is two sequences
     pairs_per_step: int = 512  # across all processes; gradient accumulation is derived from it
     max_steps: int = -1  # > 0 caps training (smoke runs)
-    max_pairs: int | None = None  # cap on the mixed (shuffled) training set; null: all of it, as the paper
-    max_curriculum_pairs: int | None = None  # cap on the curriculum (see RewardCurriculumConfig); null: all
+    max_pairs: int | None = (
+        None  # cap on the mixed (shuffled) training set; null / 0: all of it, as the paper
+    )
+    max_curriculum_pairs: int | None = None  # cap on the curriculum (RewardCurriculumConfig); null / 0: all
     # Batches draw from rows of similar length, in bins this many tokens wide (0: fully random batches).
     length_bin_width: int = 16
     save_steps: int = 50
@@ -69,7 +71,7 @@ class RewardCurriculumConfig:
 @dataclass
 class RewardEvalConfig:
     batch_size: int = 32
-    max_pairs: int | None = None  # per test set; null: all of them
+    max_pairs: int | None = None  # per test set; null / 0: all of them
     histogram_bins: int = 20
     unsafe_threshold: float = 0.15  # sigmoid(score) below it flags an answer unsafe (the PPO reward rule)
     baselines: bool = True  # length and bag-of-words baselines on the built-in world's test sets
@@ -93,6 +95,18 @@ def objective_of(experiment: str) -> str:
             f"experiment: {experiment!r} has no reward model (expected one of {', '.join(OBJECTIVES)})"
         )
     return OBJECTIVES[experiment]
+
+
+def check_pair_caps(cfg) -> None:
+    """Refuse a negative pair cap by its key before anything runs (a slice would drop pairs from the end)."""
+    caps = {
+        "train.max_pairs": cfg.train.max_pairs,
+        "train.max_curriculum_pairs": cfg.train.max_curriculum_pairs,
+        "eval.max_pairs": cfg.eval.max_pairs,
+    }
+    for key, cap in caps.items():
+        if cap is not None and cap < 0:
+            raise ValueError(f"{key} must be >= 0 or null (null / 0: all pairs), got {cap}")
 
 
 ConfigStore.instance().store(name="reward_schema", node=RewardConfig)

@@ -46,7 +46,7 @@ from pipeline.stage import (
 )
 from pipeline.tracking import start_tracking
 from reward.batching import epochs_order, length_grouped_order
-from reward.config import objective_of
+from reward.config import check_pair_caps, objective_of
 from reward.data import curriculum_pairs, eval_sets, training_pairs
 from reward.encoding import encode_pairs
 from reward.evaluation import evaluate_pairs
@@ -154,6 +154,7 @@ def evaluate_all(cfg: DictConfig, scorer: RewardScorer, objective: str) -> dict:
 def main(cfg: DictConfig) -> None:
     objective = objective_of(cfg.experiment)
     margins = margin_table(cfg.train.margin)  # checked before anything runs
+    check_pair_caps(cfg)
     stage = Stage(cfg.run, cfg.stage or f"reward/{objective}")
     if not stage.begin_or_skip():
         return
@@ -172,7 +173,9 @@ def main(cfg: DictConfig) -> None:
     pairs, mixture = training_pairs(cfg, objective)
     if cfg.train.max_pairs:
         pairs = pairs[: cfg.train.max_pairs]  # the mix is shuffled, so a prefix keeps its proportions
-    first = curriculum_pairs(cfg, objective)[: cfg.train.max_curriculum_pairs]
+    first = curriculum_pairs(cfg, objective)
+    if cfg.train.max_curriculum_pairs:
+        first = first[: cfg.train.max_curriculum_pairs]  # in file order: the first pairs of the lesson
     rows, encoding = encode_pairs(encoder, pairs, cfg.model.max_length, margins, "train")
     first_rows, first_encoding = encode_pairs(encoder, first, cfg.model.max_length, margins, "curriculum")
     rows = schedule_rows(cfg, first_rows, rows)

@@ -88,3 +88,12 @@ def test_an_unknown_builtin_pair_set_is_refused_naming_the_known_ones():
         resolve_sources(
             ["builtin:contrast-plian"], cfg.run, cfg.data, "train"
         )  # checked before the world is built
+
+
+@pytest.mark.parametrize("key", ["train.max_pairs", "train.max_curriculum_pairs", "eval.max_pairs"])
+def test_a_negative_pair_cap_is_refused_by_its_key(key):
+    from reward.config import check_pair_caps
+
+    check_pair_caps(compose_reward(f"{key}=0"))  # 0 and null: all pairs
+    with pytest.raises(ValueError, match=key.replace(".", r"\.") + " must be >= 0"):
+        check_pair_caps(compose_reward(f"{key}=-3"))
