@@ -3,7 +3,7 @@
 Llama 2 (section 3.2.2) trains the helpfulness RM on all helpfulness data plus safety and open-source
 data, and the safety RM on safety data plus Anthropic Harmless mixed 90/10 with helpfulness data. Here
 the primary data is data.train (the world's file for the RM on data=builtin) and each `mix` component
-adds a share of the final training set.
+adds a share of the final training set. `curriculum` pairs (not in the paper) are trained on once before it.
 """
 
 from __future__ import annotations
