@@ -20,3 +20,11 @@ def train_in_bf16(model_cfg) -> bool:
     if torch.cuda.is_available():
         return model_cfg.dtype == "bfloat16"
     return bool(model_cfg.cpu_bf16_autocast) and model_cfg.dtype == "float32" and cpu_computes_bf16()
+
+
+def cpu_autocast(model_cfg) -> torch.autocast:
+    """For code outside an HF trainer (the PPO loop): bf16 autocast exactly where `train_in_bf16` means
+    autocast (a float32 model on a CPU with native bf16), a disabled context elsewhere (on a GPU the model
+    computes in its checkpoint's own dtype)."""
+    enabled = not torch.cuda.is_available() and train_in_bf16(model_cfg)
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)

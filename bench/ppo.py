@@ -50,6 +50,13 @@ def parse_args(argv):
     parser.add_argument("--lr", type=float, default=3e-5)
     parser.add_argument("--kl-coef", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="bf16: mixed precision on both sides (trl: bf16=True; ours: bf16 autocast as ppo/train.py uses "
+        "on CPUs with native bf16)",
+    )
     parser.add_argument("--venv", default="/tmp/trl112-venv")
     parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
@@ -153,17 +160,20 @@ def run_ours(args, workdir: Path) -> dict:
     dialogs = setup["dialogs"][: args.batch]
     moments, shuffle = RunningMoments(), torch.Generator().manual_seed(0)
     stamps, scores = [time.perf_counter()], []
+    # What ppo/train.py's `compute()` enters with model.cpu_bf16_autocast on a CPU with native bf16.
+    compute = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
     for iteration in range(args.iterations):
         params = SamplingParams(max_new_tokens=args.response_length, temperature=1.0, seed=iteration)
-        completions = [c[0] for c in generator.generate(dialogs, params)]
-        raw = scorer.score(dialogs, [c.text for c in completions])
-        batch = pack_sequences(
-            setup["ids"][: args.batch], [c.token_ids for c in completions], setup["pad"], encoder.eos_id
-        )
-        forwards = rollout_forwards(policy, reference, value, batch, 1.0)
-        score, _ = sequence_scores(raw, None, torch.zeros(len(raw), dtype=torch.bool), batch, cfg)
-        rollout, moments = finish_rollout(batch, forwards, score, moments, cfg)
-        ppo_update(learner, out_of_inference_mode(rollout), cfg, shuffle)
+        with compute:
+            completions = [c[0] for c in generator.generate(dialogs, params)]
+            raw = scorer.score(dialogs, [c.text for c in completions])
+            batch = pack_sequences(
+                setup["ids"][: args.batch], [c.token_ids for c in completions], setup["pad"], encoder.eos_id
+            )
+            forwards = rollout_forwards(policy, reference, value, batch, 1.0)
+            score, _ = sequence_scores(raw, None, torch.zeros(len(raw), dtype=torch.bool), batch, cfg)
+            rollout, moments = finish_rollout(batch, forwards, score, moments, cfg)
+            ppo_update(learner, out_of_inference_mode(rollout), cfg, shuffle)
         scores.append(raw.mean().item())
         stamps.append(time.perf_counter())
     return summary(stamps, scores)
@@ -231,6 +241,7 @@ def run_trl(args, workdir: Path) -> dict:
         save_strategy="no",
         report_to=[],
         use_cpu=True,
+        bf16=args.precision == "bf16",
         seed=0,
         dataloader_num_workers=0,
     )
@@ -253,7 +264,16 @@ def run_trl(args, workdir: Path) -> dict:
 
 def run_side(python: str, side: str, args, workdir: Path) -> dict:
     command = [python, __file__, "--side", side, "--workdir", str(workdir)]
-    for flag in ("iterations", "batch", "mini_batches", "response_length", "lr", "kl_coef", "threads"):
+    for flag in (
+        "iterations",
+        "batch",
+        "mini_batches",
+        "response_length",
+        "lr",
+        "kl_coef",
+        "threads",
+        "precision",
+    ):
         command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     env = {
         **os.environ,
@@ -287,7 +307,7 @@ def main(argv: list[str]) -> int:
     print(
         f"settings: tiny Llama (hidden 256, 4 layers), {args.batch} prompts/iteration, response_length "
         f"{args.response_length}, stop at EOS, 1 PPO epoch, {args.mini_batches} mini-batches, lr {args.lr}, "
-        f"kl {args.kl_coef}, {args.iterations} iterations, {args.threads} threads"
+        f"kl {args.kl_coef}, {args.iterations} iterations, {args.threads} threads, {args.precision}"
     )
     for side, name in (("trl", f"trl {TRL_VERSION}"), ("ours", "ours")):
         r = results[side]

@@ -126,6 +126,11 @@ def find_policy(run_cfg, before: str | None = None) -> Path | None:
     """The newest finished model stage of the run (optionally only stages older than `before`)."""
     stages = POLICY_STAGES
     if before is not None:
+        if before not in stages:
+            raise ValueError(
+                f"stage {before!r} is not one of the run's policy stages ({', '.join(reversed(stages))}), so "
+                "which policy it starts from is not defined: pass init_from=PATH"
+            )
         stages = stages[stages.index(before) + 1 :]
     root = run_dir(run_cfg)
     for stage in stages:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import hydra
@@ -26,6 +27,7 @@ from transformers import set_seed
 
 import ppo.config  # noqa: F401  (registers the config schema)
 from basemodel.loading import load_causal_lm, load_sequence_classifier
+from basemodel.precision import cpu_autocast
 from chat.format import ChatEncoder
 from chat.readers import read_prompts
 from generation import SamplingParams, generate_answers, make_generator
@@ -192,6 +194,9 @@ def main(cfg: DictConfig) -> None:
         train.generation_backend, encoder=encoder, model=raw_policy, batch_size=train.generation_batch_size
     )
     pad_id = encoder.pad_id if encoder.pad_id is not None else encoder.eos_id
+    # Rollouts and updates compute as the other stages train; the oracle evaluations stay in float32 so
+    # that `oracle.before` / `oracle.after` compare with every other stage's.
+    compute = partial(cpu_autocast, cfg.model)
     stop_reason = "iterations"
     for iteration in range(first_iteration, train.iterations):
         started = time.perf_counter()
@@ -206,21 +211,22 @@ def main(cfg: DictConfig) -> None:
             top_p=train.top_p,
             seed=cfg.run.seed * 1_000_003 + iteration,
         )
-        completions = [samples[0] for samples in generator.generate(dialogs, params)]
-        generated = time.perf_counter()
+        with compute():  # bf16 autocast on a CPU with native bf16 (model.cpu_bf16_autocast)
+            completions = [samples[0] for samples in generator.generate(dialogs, params)]
+            generated = time.perf_counter()
 
-        helpful, safety = rms.score(dialogs, [c.text for c in completions])
-        prompt_ids = [encoder.encode_for_generation(d) for d in dialogs]
-        batch = pack_sequences(prompt_ids, [c.token_ids for c in completions], pad_id, encoder.eos_id).to(
-            device
-        )
-        forwards = rollout_forwards(raw_policy, reference, raw_value, batch, train.temperature)
-        is_safety = torch.tensor([r.is_safety for r in chosen], device=device)
-        score, used_safety = sequence_scores(
-            helpful.to(device), None if safety is None else safety.to(device), is_safety, batch, train
-        )
-        every_score = accelerator.gather(score) if accelerator.num_processes > 1 else None
-        rollout, moments = finish_rollout(batch, forwards, score, moments, train, every_score)
+            helpful, safety = rms.score(dialogs, [c.text for c in completions])
+            prompt_ids = [encoder.encode_for_generation(d) for d in dialogs]
+            batch = pack_sequences(prompt_ids, [c.token_ids for c in completions], pad_id, encoder.eos_id).to(
+                device
+            )
+            forwards = rollout_forwards(raw_policy, reference, raw_value, batch, train.temperature)
+            is_safety = torch.tensor([r.is_safety for r in chosen], device=device)
+            score, used_safety = sequence_scores(
+                helpful.to(device), None if safety is None else safety.to(device), is_safety, batch, train
+            )
+            every_score = accelerator.gather(score) if accelerator.num_processes > 1 else None
+            rollout, moments = finish_rollout(batch, forwards, score, moments, train, every_score)
         scored = time.perf_counter()
 
         row = {"iteration": iteration}
@@ -237,7 +243,8 @@ def main(cfg: DictConfig) -> None:
                 tracker.finish()
                 log.error("%s", spike)
                 raise SystemExit(f"ppo: {spike}") from None
-            row.update(ppo_update(learner, out_of_inference_mode(rollout), local_train, shuffle))
+            with compute():
+                row.update(ppo_update(learner, out_of_inference_mode(rollout), local_train, shuffle))
         trained = time.perf_counter()
         row.update(
             {
@@ -249,7 +256,8 @@ def main(cfg: DictConfig) -> None:
         )
 
         if cfg.early_stop.every and (iteration + 1) % cfg.early_stop.every == 0:
-            row["heldout/reward"] = heldout_reward(raw_policy, encoder, rms, heldout, cfg)
+            with compute():
+                row["heldout/reward"] = heldout_reward(raw_policy, encoder, rms, heldout, cfg)
             stopping = stopping.update(row["heldout/reward"], cfg.early_stop.min_delta)
             if use_oracle:
                 oracle_now, _ = oracle_metrics(raw_policy, encoder, world, cfg.eval)

@@ -81,6 +81,14 @@ def test_find_policy_prefers_the_newest_stage(tmp_path):
     assert find_policy(cfg, before="rejection_sampling") == tmp_path / "r1" / "sft"
 
 
+def test_find_policy_before_a_stage_of_the_users_naming_asks_for_init_from(tmp_path):
+    # `python ppo/train.py stage=ppo-lr1e-4`: no place in the stage order, so no "policy before it"
+    (tmp_path / "r1" / "sft").mkdir(parents=True)
+    write_json(tmp_path / "r1" / "sft" / "metrics.json", {})
+    with pytest.raises(ValueError, match=r"'ppo-lr1e-4' is not one of .*init_from=PATH"):
+        find_policy(run_cfg(tmp_path), before="ppo-lr1e-4")
+
+
 def test_pipeline_overrides_go_to_every_stage_or_a_prefixed_one():
     argv = ["run.name=x", "sft:train.epochs=1", "reward:train.lr=1e-5", "logger=none"]
     assert stage_overrides("sft", argv) == ["run.name=x", "train.epochs=1", "logger=none"]
