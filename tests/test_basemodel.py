@@ -355,3 +355,23 @@ def test_bf16_autocast_only_where_the_hardware_computes_bf16(monkeypatch):
     monkeypatch.setattr(precision.torch.cuda, "is_available", lambda: True)
     assert precision.train_in_bf16(ModelConfig(dtype="bfloat16"))
     assert not precision.train_in_bf16(ModelConfig(dtype="float32"))
+
+
+def test_ppo_autocast_context_follows_the_trainers_bf16_flag(monkeypatch):
+    from basemodel import precision
+
+    layer = torch.nn.Linear(4, 4)
+    x = torch.ones(2, 4)
+    monkeypatch.setattr(precision.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(precision, "cpu_computes_bf16", lambda: True)
+    with precision.cpu_autocast(ModelConfig()):
+        assert layer(x).dtype == torch.bfloat16
+    with precision.cpu_autocast(ModelConfig(cpu_bf16_autocast=False)):
+        assert layer(x).dtype == torch.float32
+    monkeypatch.setattr(precision, "cpu_computes_bf16", lambda: False)
+    with precision.cpu_autocast(ModelConfig()):
+        assert layer(x).dtype == torch.float32
+    # On a GPU a bf16 checkpoint computes in its own dtype: no CPU autocast around it
+    monkeypatch.setattr(precision.torch.cuda, "is_available", lambda: True)
+    with precision.cpu_autocast(ModelConfig(dtype="bfloat16")):
+        assert layer(x).dtype == torch.float32
