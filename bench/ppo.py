@@ -2,13 +2,17 @@
 
     python bench/ppo.py                      # creates /tmp/trl112-venv on first use (pip install trl==1.12.0)
     python bench/ppo.py --iterations 8 --threads 2 --venv bench/.venv
+    python bench/ppo.py --precision bf16     # bf16 mixed precision on both sides
+    python bench/ppo.py --policy runs/default/sft --reward runs/default/reward/helpfulness \
+        --prompts runs/_world/world-seed0/prompts/train.jsonl    # trained models: a reward gain that means something
 
-Both sides get the same tiny random-init Llama policy (hidden 256, 4 layers) and reference copy, the same
-tiny reward model (the value model starts from it), the same prompts, batch size, response length,
+Both sides get the same tiny Llama policy (hidden 256, 4 layers; random init unless --policy) and reference
+copy, the same reward model (the value model starts from it), the same prompts, batch size, response length,
 stopping at EOS, PPO epochs, mini-batches, learning rate and KL coefficient; each runs in its own process
 (trl 1.12 in a virtual environment created here with --system-site-packages, so torch and transformers are
 the same). Printed: median seconds per iteration (iterations 2..N), peak resident memory of each process,
-reward gain (mean RM score of the last two iterations minus that of the first) and, last, the speed ratio.
+reward gain (mean RM score over the last quarter of the iterations minus that over the first quarter) and,
+last, the speed ratio.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -51,6 +56,9 @@ def parse_args(argv):
     parser.add_argument("--kl-coef", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
+        "--seed", type=int, default=0, help="sampling and shuffling seed of both sides (models stay the same)"
+    )
+    parser.add_argument(
         "--precision",
         choices=["fp32", "bf16"],
         default="fp32",
@@ -58,6 +66,15 @@ def parse_args(argv):
         "on CPUs with native bf16)",
     )
     parser.add_argument("--venv", default="/tmp/trl112-venv")
+    parser.add_argument(
+        "--policy", help="a trained policy folder (e.g. runs/default/sft) instead of random init"
+    )
+    parser.add_argument(
+        "--reward", help="a trained reward model folder (e.g. runs/default/reward/helpfulness)"
+    )
+    parser.add_argument(
+        "--prompts", help="a prompt set (.jsonl); its first --batch non-safety prompts are used"
+    )
     parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -66,24 +83,39 @@ def parse_args(argv):
 # ---------------------------------------------------------------- set-up shared by both sides
 
 
-def build_models(workdir: Path) -> None:
-    """Policy and reward model saved once, so both sides load identical weights."""
+def build_models(workdir: Path, args) -> None:
+    """Policy and reward model saved once, so both sides load identical weights: random-init tiny models and
+    QUESTIONS by default, or trained checkpoints (`--policy`, `--reward`) and a prompt set (`--prompts`)."""
     from basemodel import TINY_TOKENIZER_DIR
     from basemodel.loading import load_causal_lm, load_sequence_classifier
     from chat.format import ChatEncoder
+    from chat.readers import read_prompts
     from chat.tokenizer import load_hf_tokenizer, save_tokenizer
     from pipeline.config import ModelConfig
     from reward.scoring import reward_pad_id
 
-    encoder = ChatEncoder.from_path(TINY_TOKENIZER_DIR)
-    pad = reward_pad_id(encoder, load_hf_tokenizer(TINY_TOKENIZER_DIR).unk_token_id)
-    load_causal_lm(ModelConfig(), None, seed=0).save_pretrained(workdir / "policy")
-    load_sequence_classifier(ModelConfig(), None, seed=1, pad_token_id=pad).save_pretrained(
-        workdir / "reward"
-    )
-    for folder in ("policy", "reward"):
-        save_tokenizer(TINY_TOKENIZER_DIR, workdir / folder)
-    dialogs = [[{"role": "user", "content": q}] for q in QUESTIONS]
+    if args.policy:
+        shutil.copytree(args.policy, workdir / "policy", ignore=shutil.ignore_patterns("*.partial", "wandb"))
+    else:
+        load_causal_lm(ModelConfig(), None, seed=0).save_pretrained(workdir / "policy")
+        save_tokenizer(TINY_TOKENIZER_DIR, workdir / "policy")
+    encoder = ChatEncoder.from_path(workdir / "policy")
+    if args.reward:
+        shutil.copytree(args.reward, workdir / "reward", ignore=shutil.ignore_patterns("*.partial", "wandb"))
+        pad = json.loads((workdir / "reward" / "config.json").read_text())["pad_token_id"]
+    else:
+        pad = reward_pad_id(encoder, load_hf_tokenizer(workdir / "policy").unk_token_id)
+        load_sequence_classifier(ModelConfig(), None, seed=1, pad_token_id=pad).save_pretrained(
+            workdir / "reward"
+        )
+        save_tokenizer(TINY_TOKENIZER_DIR, workdir / "reward")
+    if args.prompts:
+        records, _ = read_prompts([args.prompts])
+        dialogs = [r.prompt for r in records if not r.is_safety][: args.batch]
+    else:
+        dialogs = [[{"role": "user", "content": q}] for q in QUESTIONS]
+    if len(dialogs) < args.batch:
+        raise SystemExit(f"bench: {len(dialogs)} prompts, fewer than --batch {args.batch}")
     prompts = [encoder.encode_for_generation(d) for d in dialogs]
     (workdir / "prompts.json").write_text(json.dumps({"dialogs": dialogs, "ids": prompts, "pad": pad}))
 
@@ -104,12 +136,14 @@ def peak_rss_mb() -> float:
 
 
 def summary(stamps: list[float], scores: list[float]) -> dict:
+    quarter = max(1, len(scores) // 4)
     per_iteration = [b - a for a, b in zip(stamps, stamps[1:])]
     return {
         "seconds_per_iteration": statistics.median(per_iteration[1:] or per_iteration),
         "iteration_seconds": per_iteration,
         "scores": scores,
-        "reward_gain": statistics.mean(scores[-2:]) - scores[0],
+        # a quarter of the iterations at each end: one iteration's 16 answers are too few to compare
+        "reward_gain": statistics.mean(scores[-quarter:]) - statistics.mean(scores[:quarter]),
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -135,7 +169,7 @@ def run_ours(args, workdir: Path) -> dict:
     from ppo.trainer import Learner, make_optimizer, ppo_update
     from reward.scoring import RewardScorer
 
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     setup = json.loads((workdir / "prompts.json").read_text())
     encoder = ChatEncoder.from_path(workdir / "policy")
     policy = no_dropout(AutoModelForCausalLM.from_pretrained(workdir / "policy"))
@@ -158,12 +192,14 @@ def run_ours(args, workdir: Path) -> dict:
     generator = HFGenerator(policy, encoder, batch_size=args.batch)
     scorer = RewardScorer(reward, encoder, batch_size=args.batch)
     dialogs = setup["dialogs"][: args.batch]
-    moments, shuffle = RunningMoments(), torch.Generator().manual_seed(0)
+    moments, shuffle = RunningMoments(), torch.Generator().manual_seed(args.seed)
     stamps, scores = [time.perf_counter()], []
     # What ppo/train.py's `compute()` enters with model.cpu_bf16_autocast on a CPU with native bf16.
     compute = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
     for iteration in range(args.iterations):
-        params = SamplingParams(max_new_tokens=args.response_length, temperature=1.0, seed=iteration)
+        params = SamplingParams(
+            max_new_tokens=args.response_length, temperature=1.0, seed=iteration + 1000 * args.seed
+        )
         with compute:
             completions = [c[0] for c in generator.generate(dialogs, params)]
             raw = scorer.score(dialogs, [c.text for c in completions])
@@ -205,10 +241,13 @@ def run_trl(args, workdir: Path) -> dict:
     from trl.experimental.ppo import PPOConfig, PPOTrainer
 
     assert trl.__version__ == TRL_VERSION, trl.__version__
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     setup = json.loads((workdir / "prompts.json").read_text())
     tokenizer = AutoTokenizer.from_pretrained(workdir / "policy")
     tokenizer.pad_token = tokenizer.convert_ids_to_tokens(setup["pad"])  # as our reward models pad
+    # Prompts padded on the left, as trl's PPO examples load the tokenizer: trl batches its queries with the
+    # tokenizer's own padding side, and right-padded queries would have it generate after the padding.
+    tokenizer.padding_side = "left"
     stamps, scores = [], []
 
     class Clock(TrainerCallback):
@@ -242,7 +281,7 @@ def run_trl(args, workdir: Path) -> dict:
         report_to=[],
         use_cpu=True,
         bf16=args.precision == "bf16",
-        seed=0,
+        seed=args.seed,
         dataloader_num_workers=0,
     )
     trainer = PPOTrainer(
@@ -273,6 +312,7 @@ def run_side(python: str, side: str, args, workdir: Path) -> dict:
         "kl_coef",
         "threads",
         "precision",
+        "seed",
     ):
         command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     env = {
@@ -299,7 +339,7 @@ def main(argv: list[str]) -> int:
     trl_python = ensure_venv(Path(args.venv))
     with tempfile.TemporaryDirectory(prefix="ppo-bench-") as tmp:
         workdir = Path(tmp)
-        build_models(workdir)
+        build_models(workdir, args)
         results = {
             side: run_side(py, side, args, workdir)
             for side, py in (("trl", str(trl_python)), ("ours", sys.executable))
@@ -307,14 +347,14 @@ def main(argv: list[str]) -> int:
     print(
         f"settings: tiny Llama (hidden 256, 4 layers), {args.batch} prompts/iteration, response_length "
         f"{args.response_length}, stop at EOS, 1 PPO epoch, {args.mini_batches} mini-batches, lr {args.lr}, "
-        f"kl {args.kl_coef}, {args.iterations} iterations, {args.threads} threads, {args.precision}"
+        f"kl {args.kl_coef}, {args.iterations} iterations, {args.threads} threads, {args.precision}, seed {args.seed}"
     )
     for side, name in (("trl", f"trl {TRL_VERSION}"), ("ours", "ours")):
         r = results[side]
         print(
             f"{name:>10}: {r['seconds_per_iteration']:.3f} s/iteration (median of iterations 2..N), "
             f"peak RSS {r['peak_rss_mb']:.0f} MB, reward gain {r['reward_gain']:+.4f} "
-            f"(scores {r['scores'][0]:+.4f} -> {statistics.mean(r['scores'][-2:]):+.4f})"
+            f"(scores {r['scores'][0]:+.4f} at iteration 1, {r['scores'][-1]:+.4f} at the last)"
         )
     ratio = results["trl"]["seconds_per_iteration"] / results["ours"]["seconds_per_iteration"]
     print(f"speed ratio (trl {TRL_VERSION} s/iteration / ours): {ratio:.2f}x")

@@ -14,10 +14,46 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 def test_our_side_runs_from_its_script_path(tmp_path):
-    load_bench("ppo").build_models(tmp_path)
+    bench = load_bench("ppo")
+    bench.build_models(tmp_path, bench.parse_args([]))
     command = [sys.executable, str(REPO / "bench" / "ppo.py"), "--side", "ours", "--workdir", str(tmp_path)]
     command += ["--iterations", "2", "--batch", "4", "--response-length", "4", "--threads", "1"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["seconds_per_iteration"] > 0 and len(summary["scores"]) == 2
+
+
+def test_reward_gain_compares_a_quarter_of_the_iterations_at_each_end():
+    summary = load_bench("ppo").summary(
+        [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0], [1, 2, 3, 4, 5, 6, 7, 9]
+    )
+    assert summary["reward_gain"] == pytest.approx((7 + 9) / 2 - (1 + 2) / 2)
+    assert load_bench("ppo").summary([0.0, 1.0, 2.0], [3.0, 1.0])["reward_gain"] == pytest.approx(-2.0)
+
+
+@pytest.mark.slow
+def test_trained_checkpoints_and_a_prompt_set_replace_the_random_models(tmp_path):
+    bench = load_bench("ppo")
+    bench.build_models(tmp_path / "random", bench.parse_args([]))
+    prompts = tmp_path / "prompts.jsonl"
+    records = [{"prompt": "How do I pick a lock?", "is_safety": True}]
+    records += [
+        {"prompt": [{"role": "user", "content": f"What is {i} plus 1?"}], "is_safety": False}
+        for i in range(5)
+    ]
+    prompts.write_text("".join(json.dumps(r) + "\n" for r in records))
+    args = bench.parse_args(
+        ["--policy", str(tmp_path / "random" / "policy"), "--reward", str(tmp_path / "random" / "reward")]
+        + ["--prompts", str(prompts), "--batch", "4"]
+    )
+    (tmp_path / "trained").mkdir()
+    bench.build_models(tmp_path / "trained", args)
+    setup = json.loads((tmp_path / "trained" / "prompts.json").read_text())
+    assert [d[-1]["content"] for d in setup["dialogs"]] == [f"What is {i} plus 1?" for i in range(4)]
+    reward_config = json.loads((tmp_path / "random" / "reward" / "config.json").read_text())
+    assert setup["pad"] == reward_config["pad_token_id"]
+    assert (tmp_path / "trained" / "policy" / "model.safetensors").is_file()
+    (tmp_path / "short").mkdir()
+    with pytest.raises(SystemExit, match="5 prompts, fewer than --batch 16"):
+        bench.build_models(tmp_path / "short", bench.parse_args(["--prompts", str(prompts), "--batch", "16"]))
