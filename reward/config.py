@@ -25,9 +25,7 @@ class RewardTrainConfig:
     per_device_batch_size: int = 4  # pairs; each pair is two sequences
     pairs_per_step: int = 512  # across all processes; gradient accumulation is derived from it
     max_steps: int = -1  # > 0 caps training (smoke runs)
-    max_pairs: int | None = (
-        None  # cap on the mixed (shuffled) training set; null / 0: all of it, as the paper
-    )
+    max_pairs: int | None = None  # cap on the mixed (shuffled) training set; null / 0: all, as the paper
     max_curriculum_pairs: int | None = None  # cap on the curriculum (RewardCurriculumConfig); null / 0: all
     # Batches draw from rows of similar length, in bins this many tokens wide (0: fully random batches).
     length_bin_width: int = 16
