@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import torch
@@ -25,12 +27,13 @@ def make_generator(
     model=None,
     model_path: str | Path | None = None,
     batch_size: int = 32,
+    compute: Callable[[], AbstractContextManager] = nullcontext,
     **vllm_kwargs,
 ):
     """An HFGenerator over the in-memory `model`, or a VLLMGenerator over the checkpoint at `model_path`.
 
     "auto" picks vLLM when it is importable, a CUDA device exists and a checkpoint path is given;
-    otherwise the in-memory model with transformers.
+    otherwise the in-memory model with transformers, decoding inside `compute()` (e.g. bf16 autocast).
     """
     if backend not in BACKENDS:
         raise ValueError(f"generation backend: unknown {backend!r} (expected one of {', '.join(BACKENDS)})")
@@ -44,7 +47,7 @@ def make_generator(
         return VLLMGenerator(model_path, encoder, **vllm_kwargs)
     if model is None:
         raise ValueError("generation backend 'hf' generates with an in-memory model: pass model")
-    return HFGenerator(model, encoder, batch_size=batch_size)
+    return HFGenerator(model, encoder, batch_size=batch_size, compute=compute)
 
 
 def generate_answers(

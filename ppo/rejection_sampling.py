@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import sys
+from functools import partial
 
 import hydra
 import torch
@@ -25,6 +26,7 @@ from transformers import set_seed
 
 import ppo.sampling_config  # noqa: F401  (registers the config schema)
 from basemodel.loading import load_causal_lm
+from basemodel.precision import cpu_autocast
 from chat.dialog import PromptRecord
 from chat.format import ChatEncoder
 from chat.readers import read_prompts
@@ -202,6 +204,7 @@ def run_sweep(cfg) -> None:
         model=model,
         model_path=policy,
         batch_size=cfg.sampling.batch_size,
+        compute=partial(cpu_autocast, cfg.model),  # bf16 on a CPU with native bf16, as PPO's rollouts
     )
     curves = temperature_sweep(
         generator, load_reward_rule(cfg), prompts, sampling_params(cfg), cfg.sweep.temperatures
@@ -254,6 +257,7 @@ def main(cfg: DictConfig) -> None:
         model=model,
         model_path=policy,
         batch_size=cfg.sampling.batch_size,
+        compute=partial(cpu_autocast, cfg.model),  # bf16 on a CPU with native bf16, as PPO's rollouts
     )
     records, throughput = sample_and_score(
         generator,

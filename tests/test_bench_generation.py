@@ -1,11 +1,11 @@
 """bench/generation.py: both paths generate the same number of samples, and the ratio is theirs."""
 
+import statistics
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
+from basemodel.precision import cpu_computes_bf16
 from tests.bench_scripts import load_bench
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,14 +17,23 @@ def test_bench_prompts_vary_in_length():
     assert len({len(p[0]["content"]) for p in prompts}) > 8
 
 
-def test_bench_reports_both_paths_and_their_ratio():
+def test_bench_reports_both_paths_and_the_median_of_their_paired_ratios():
     result = load_bench("generation").main(
-        ["--prompts", "6", "--k", "2", "--max-new-tokens", "3", "--batch-size", "8"]
+        ["--prompts", "6", "--k", "2", "--max-new-tokens", "3", "--batch-size", "8", "--rounds", "3"]
     )
     assert result["samples"] == 12
-    assert result["ratio"] == pytest.approx(
-        result["batched_samples_per_s"] / result["one_at_a_time_samples_per_s"]
-    )
+    assert len(result["ratios"]) == 3 and all(r > 0 for r in result["ratios"])
+    assert result["ratio"] == statistics.median(result["ratios"])
+    assert result["batched_samples_per_s"] > 0 and result["one_at_a_time_samples_per_s"] > 0
+
+
+def test_bench_precision_is_the_stages_unless_asked():
+    bench = load_bench("generation")
+    args = ["--prompts", "2", "--k", "2", "--max-new-tokens", "2", "--rounds", "1"]
+    stage = "bf16 autocast" if cpu_computes_bf16() else "float32"
+    assert bench.main(args)["precision"] == stage
+    assert bench.main([*args, "--precision", "fp32"])["precision"] == "float32"
+    assert bench.main([*args, "--precision", "bf16"])["precision"] == "bf16 autocast"
 
 
 def test_bench_runs_as_a_script_despite_its_name(tmp_path):

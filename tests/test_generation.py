@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from functools import partial
 
 import pytest
 import torch
@@ -20,7 +21,13 @@ from generation import (
     make_generator,
     vllm_available,
 )
-from generation.hf_generator import length_sorted_batches
+from generation.hf_generator import (
+    generation_config,
+    left_padded,
+    length_sorted_batches,
+    next_token_processors,
+)
+from generation.sampling import completion_from_ids
 from pipeline.config import ModelConfig, PeftConfig
 
 SMALL = ModelConfig(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128)
@@ -211,6 +218,60 @@ def test_sampling_is_reproducible_per_seed_and_leaves_global_rng_alone(random_mo
     assert other != first
 
 
+def test_samples_share_their_prompts_prefill_and_draw_as_from_separate_copies(random_model, encoder):
+    params = SamplingParams(max_new_tokens=8, temperature=1.0, num_samples=3, seed=4)
+    shapes = []
+    hook = random_model.model.register_forward_pre_hook(
+        lambda module, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)), with_kwargs=True
+    )
+    try:
+        shared = HFGenerator(random_model, encoder, batch_size=15).generate(DIALOGS, params)
+    finally:
+        hook.remove()
+    prompts = [encoder.encode_for_generation(dialog) for dialog in DIALOGS]
+    width = max(len(prompt) for prompt in prompts)
+    # One prefill of the 5 prompts (all but their last token), then decoding of 5 x 3 rows one token a step.
+    assert shapes == [(5, width - 1)] + [(15, 1)] * 8
+
+    # The reference: every copy through generate's own prefill, the same rows in the same order and seed.
+    [order] = length_sorted_batches([len(prompt) for prompt in prompts], 5)
+    input_ids, attention_mask = left_padded([prompts[i] for i in order for _ in range(3)], encoder.eos_id)
+    with torch.no_grad(), torch.random.fork_rng():
+        torch.manual_seed(4)
+        output = random_model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            generation_config=generation_config(params, encoder, encoder.eos_id),
+            logits_processor=next_token_processors(params),
+        )
+    expected = [completion_from_ids(encoder, row) for row in output[:, width:].tolist()]
+    assert [shared[i][k] for i in order for k in range(3)] == expected
+    assert len({tuple(c.token_ids) for c in expected}) == 15  # real samples, not copies
+
+
+def test_decoding_runs_in_the_compute_context(random_model, encoder):
+    seen = []
+    hook = random_model.model.register_forward_pre_hook(
+        lambda module, args: seen.append(torch.is_autocast_enabled("cpu"))
+    )
+    bf16 = partial(torch.autocast, "cpu", dtype=torch.bfloat16)
+    try:
+        HFGenerator(random_model, encoder, compute=bf16).generate(
+            DIALOGS[:2], SamplingParams(max_new_tokens=2)
+        )
+        assert seen and all(seen)
+        seen.clear()
+        make_generator("hf", model=random_model, encoder=encoder, compute=bf16).generate(
+            DIALOGS[:1], SamplingParams(max_new_tokens=2)
+        )
+        assert seen and all(seen)
+        seen.clear()
+        HFGenerator(random_model, encoder).generate(DIALOGS[:2], SamplingParams(max_new_tokens=2))
+        assert seen and not any(seen)
+    finally:
+        hook.remove()
+
+
 def test_generation_runs_in_eval_mode_without_grad_and_restores_training(random_model, encoder):
     seen = []
     hook = random_model.model.register_forward_pre_hook(
@@ -282,7 +343,8 @@ def test_vllm_greedy_matches_hf_greedy(random_model, encoder, tmp_path):
     assert [c[0].token_ids for c in vllm] == [c[0].token_ids for c in hf]
 
 
-def test_a_lora_model_generates_like_its_merged_checkpoint(encoder, tmp_path):
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_a_lora_model_generates_like_its_merged_checkpoint(encoder, tmp_path, temperature):
     lora = load_causal_lm(
         SMALL, PeftConfig(method="lora", r=4, dropout=0.0), vocab_size=encoder.tokenizer.vocab_size
     )
@@ -290,7 +352,8 @@ def test_a_lora_model_generates_like_its_merged_checkpoint(encoder, tmp_path):
         for name, param in lora.named_parameters():
             if "lora_B" in name:
                 param.normal_(0, 0.5, generator=torch.Generator().manual_seed(0))
-    params = SamplingParams(max_new_tokens=6)
+    # Sampled: several samples per prompt, which share the prompt's prefill through the peft wrapper.
+    params = SamplingParams(max_new_tokens=6, temperature=temperature, num_samples=2)
     through_peft = HFGenerator(lora, encoder).generate(DIALOGS, params)
     merged = save_model(lora, tmp_path, merge_adapters=True)
     assert HFGenerator(merged, encoder).generate(DIALOGS, params) == through_peft
