@@ -65,6 +65,12 @@ def parse_args(argv):
         help="bf16: mixed precision on both sides (trl: bf16=True; ours: bf16 autocast as ppo/train.py uses "
         "on CPUs with native bf16)",
     )
+    parser.add_argument(
+        "--layout",
+        choices=["auto", "packed", "padded"],
+        default="auto",
+        help="our forwards' layout (train.layout): rows packed without padding, padded, or the cheaper (default)",
+    )
     parser.add_argument("--venv", default="/tmp/trl112-venv")
     parser.add_argument(
         "--policy", help="a trained policy folder (e.g. runs/default/sft) instead of random init"
@@ -181,6 +187,7 @@ def run_ours(args, workdir: Path) -> dict:
         whiten="running", safety_threshold=0.15, no_eos_penalty=None, no_eos_mode="subtract", length_penalty=0.0,
         ppo_epochs=1, mini_batch_size=args.batch // args.mini_batches, micro_batch_size=args.batch // args.mini_batches,
         max_grad_norm=1.0, adam_beta1=0.9, adam_beta2=0.999, adam_eps=1e-8, weight_decay=0.0,
+        layout=args.layout,
     )  # fmt: skip
     learner = Learner(
         policy,
@@ -206,7 +213,15 @@ def run_ours(args, workdir: Path) -> dict:
             batch = pack_sequences(
                 setup["ids"][: args.batch], [c.token_ids for c in completions], setup["pad"], encoder.eos_id
             )
-            forwards = rollout_forwards(policy, reference, value, batch, 1.0)
+            forwards = rollout_forwards(
+                policy,
+                reference,
+                value,
+                batch,
+                1.0,
+                cfg.layout,
+                cfg.micro_batch_size,
+            )
             score, _ = sequence_scores(raw, None, torch.zeros(len(raw), dtype=torch.bool), batch, cfg)
             rollout, moments = finish_rollout(batch, forwards, score, moments, cfg)
             ppo_update(learner, out_of_inference_mode(rollout), cfg, shuffle)
@@ -315,6 +330,7 @@ def run_side(python: str, side: str, args, workdir: Path) -> dict:
         "seed",
     ):
         command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    command += ["--layout", args.layout]
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -348,6 +364,7 @@ def main(argv: list[str]) -> int:
         f"settings: tiny Llama (hidden 256, 4 layers), {args.batch} prompts/iteration, response_length "
         f"{args.response_length}, stop at EOS, 1 PPO epoch, {args.mini_batches} mini-batches, lr {args.lr}, "
         f"kl {args.kl_coef}, {args.iterations} iterations, {args.threads} threads, {args.precision}, seed {args.seed}"
+        + f", our layout {args.layout}"
     )
     for side, name in (("trl", f"trl {TRL_VERSION}"), ("ours", "ours")):
         r = results[side]

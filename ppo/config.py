@@ -15,6 +15,7 @@ from pipeline.config import (
 EXPERIMENTS = {"none": "ppo", "safety": "ppo-safety"}  # experiment -> output folder within the run
 VALUE_INITS = ("reward", "policy")
 WHITEN_MODES = ("running", "batch")
+LAYOUTS = ("auto", "packed", "padded")
 
 
 @dataclass
@@ -26,6 +27,9 @@ class PPOTrainConfig:
     prompts_per_iteration: int = 512
     mini_batch_size: int = 64  # one optimizer step per mini-batch
     micro_batch_size: int = 8  # rows per forward/backward; gradients accumulate up to a mini-batch
+    # A forward's rows (micro_batch_size of them; the rollout forwards run that many at a time too) laid end to
+    # end without padding (packed), padded, or (auto) whichever costs fewer FLOPs (ppo.rollout.packing_pays).
+    layout: str = "auto"
     ppo_epochs: int = 1
     lr: float = 1e-6
     value_lr: float | None = None  # null: the same as lr
@@ -115,6 +119,8 @@ def check_train_config(train) -> None:
         )
     if train.value_init not in VALUE_INITS:
         raise ValueError(f"train.value_init: {train.value_init!r} (expected one of {', '.join(VALUE_INITS)})")
+    if train.layout not in LAYOUTS:
+        raise ValueError(f"train.layout: {train.layout!r} (expected one of {', '.join(LAYOUTS)})")
     if train.whiten not in WHITEN_MODES:
         raise ValueError(f"train.whiten: {train.whiten!r} (expected one of {', '.join(WHITEN_MODES)})")
     if train.kl_max <= 0:

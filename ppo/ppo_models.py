@@ -25,6 +25,13 @@ def unwrap_peft(model):
     return model.get_base_model() if isinstance(model, PeftModel) else model
 
 
+def hidden_size_of(model) -> int:
+    """The transformer's width, through DDP / FSDP (``.module``) and ValueModel (``.classifier``) wrappers."""
+    while not hasattr(model, "config"):
+        model = getattr(model, "module", None) or model.classifier
+    return model.config.hidden_size
+
+
 def uses_lora(model) -> bool:
     from peft import PeftModel
 
@@ -42,13 +49,17 @@ class ValueModel(nn.Module):
         super().__init__()
         self.classifier = classifier
 
-    def forward(self, input_ids: Tensor, attention_mask: Tensor, position_ids: Tensor, keep: int) -> Tensor:
+    def forward(
+        self, input_ids: Tensor, attention_mask: Tensor | None, position_ids: Tensor, keep: int | Tensor
+    ) -> Tensor:
+        """Values at the last ``keep`` positions, or at the positions a 1-D tensor ``keep`` lists."""
         base = unwrap_peft(self.classifier)
         backbone = getattr(base, base.base_model_prefix)
         hidden = backbone(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
         ).last_hidden_state
-        return base.score(hidden[:, -keep:]).squeeze(-1).float()
+        kept = hidden[:, -keep:] if isinstance(keep, int) else hidden[:, keep]
+        return base.score(kept).squeeze(-1).float()
 
 
 def response_logits(

@@ -15,8 +15,9 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from ppo.config import LAYOUTS
 from ppo.losses import gae, masked_mean, masked_whiten
-from ppo.ppo_models import reference_model, response_logits, token_logprobs
+from ppo.ppo_models import hidden_size_of, reference_model, response_logits, token_logprobs
 from ppo.rewards import (
     RunningMoments,
     combine_rewards,
@@ -47,6 +48,10 @@ class RolloutBatch:
     @property
     def width(self) -> int:
         return self.response_ids.shape[1]
+
+    def select(self, index: Tensor) -> RolloutBatch:
+        """The given rows, all columns kept."""
+        return RolloutBatch(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
     def rows(self, index: Tensor) -> RolloutBatch:
         """The given rows, with the columns that are padding in all of them cut off (less compute)."""
@@ -94,10 +99,90 @@ def pack_sequences(
     )
 
 
-def policy_logprobs(model, batch: RolloutBatch, temperature: float) -> tuple[Tensor, Tensor]:
-    """(log-probs of the answer tokens, logits) under ``model``."""
-    logits = response_logits(model, batch.input_ids, batch.attention_mask, batch.position_ids, batch.width)
+@dataclass
+class PackedRows:
+    """The real tokens of a RolloutBatch's rows laid end to end in one row, without padding. Position ids
+    restart at each row's first token, so with no attention mask transformers keeps each row's attention to
+    itself (as in padding-free SFT); about half the columns of a rollout batch of the built-in world's prompts
+    are padding otherwise."""
+
+    input_ids: Tensor  # (1, tokens)
+    position_ids: Tensor  # (1, tokens)
+    answer_at: Tensor  # (answer tokens,): the packed column of each answer token, row by row
+    slots: Tensor  # (answer tokens,): where each lands in a flattened (rows, width) tensor
+    rows: int
+    width: int
+
+    def unpack(self, per_token: Tensor) -> Tensor:
+        """(answer tokens, ...) -> (rows, width, ...), zeros at the padding."""
+        out = per_token.new_zeros((self.rows * self.width, *per_token.shape[1:]))
+        out[self.slots] = per_token
+        return out.view(self.rows, self.width, *per_token.shape[1:])
+
+
+def pack_rows(batch: RolloutBatch) -> PackedRows:
+    real = batch.attention_mask.bool()
+    prompt_cols = batch.input_ids.shape[1] - batch.width
+    is_answer = torch.zeros_like(real)
+    is_answer[:, prompt_cols:] = batch.response_mask
+    # Row-major order on both sides: the k-th real token of the flattened batch is packed column k.
+    packed_column = real.flatten().cumsum(0) - 1
+    return PackedRows(
+        input_ids=batch.input_ids[real][None],
+        position_ids=batch.position_ids[real][None],
+        answer_at=packed_column[is_answer.flatten()],
+        slots=batch.response_mask.flatten().nonzero().squeeze(1),
+        rows=batch.input_ids.shape[0],
+        width=batch.width,
+    )
+
+
+def packing_pays(batch: RolloutBatch, hidden_size: int) -> bool:
+    """True when one packed row costs fewer FLOPs than the padded batch. Per token a Llama layer's matmuls
+    cost ~12 h^2 multiply-adds, attention ~2 h per pair of tokens it scores (QK and AV), so a pair costs
+    1 / (6 h) of a token; attention scores every pair of a row, masked or not. Packing drops the padding but
+    makes one long row: it pays for prompts of very different lengths, not for a batch of similar ones."""
+    rows, width = batch.input_ids.shape
+    tokens = int(batch.attention_mask.sum())
+    per_pair = 1 / (6 * hidden_size)
+    return tokens + tokens**2 * per_pair < rows * width + rows * width**2 * per_pair
+
+
+def lays_out_packed(layout: str, batch: RolloutBatch, model) -> bool:
+    if layout not in LAYOUTS:
+        raise ValueError(f"train.layout: unknown {layout!r} (expected one of {', '.join(LAYOUTS)})")
+    if layout == "auto":
+        return packing_pays(batch, hidden_size_of(model))
+    return layout == "packed"
+
+
+def policy_logprobs(
+    model, batch: RolloutBatch, temperature: float, layout: str = "padded"
+) -> tuple[Tensor, Tensor]:
+    """(log-probs of the answer tokens, logits) under ``model``, (rows, width[, vocabulary]), computed on
+    one packed row or on the padded batch (``layout``: auto | packed | padded)."""
+    if lays_out_packed(layout, batch, model):
+        packed = pack_rows(batch)
+        out = model(
+            input_ids=packed.input_ids,
+            position_ids=packed.position_ids,
+            logits_to_keep=packed.answer_at - 1,  # the position before each answer token predicts it
+            use_cache=False,
+        )
+        logits = packed.unpack(out.logits[0])
+    else:
+        logits = response_logits(
+            model, batch.input_ids, batch.attention_mask, batch.position_ids, batch.width
+        )
     return token_logprobs(logits, batch.response_ids, temperature), logits
+
+
+def value_estimates(value_model, batch: RolloutBatch, layout: str = "padded") -> Tensor:
+    """V at each answer position, (rows, width)."""
+    if lays_out_packed(layout, batch, value_model):
+        packed = pack_rows(batch)
+        return packed.unpack(value_model(packed.input_ids, None, packed.position_ids, packed.answer_at)[0])
+    return value_model(batch.input_ids, batch.attention_mask, batch.position_ids, batch.width)
 
 
 def sequence_scores(
@@ -166,18 +251,31 @@ class RolloutForwards:
 
 @torch.inference_mode()
 def rollout_forwards(
-    policy, reference, value_model, batch: RolloutBatch, temperature: float
+    policy,
+    reference,
+    value_model,
+    batch: RolloutBatch,
+    temperature: float,
+    layout: str = "padded",
+    rows_per_forward: int | None = None,
 ) -> RolloutForwards:
-    """Old log-probs, reference log-probs, values and per-token entropy of the sampled answers."""
+    """Old log-probs, reference log-probs, values and per-token entropy of the sampled answers, computed
+    ``rows_per_forward`` rows at a time (default: all at once)."""
     from ppo.losses import entropy_from_logits
 
-    logprobs, logits = policy_logprobs(policy, batch, temperature)
-    entropy = entropy_from_logits(logits.float() / temperature)
-    del logits
-    with reference_model(policy, reference) as ref:
-        ref_logprobs, _ = policy_logprobs(ref, batch, temperature)
-    values = value_model(batch.input_ids, batch.attention_mask, batch.position_ids, batch.width)
-    return RolloutForwards(logprobs, ref_logprobs, values, entropy)
+    rows = batch.input_ids.shape[0]
+    step = rows_per_forward or rows
+    parts = []
+    for start in range(0, rows, step):
+        part = batch.select(torch.arange(start, min(start + step, rows)))
+        logprobs, logits = policy_logprobs(policy, part, temperature, layout)
+        entropy = entropy_from_logits(logits.float() / temperature)
+        del logits
+        with reference_model(policy, reference) as ref:
+            ref_logprobs, _ = policy_logprobs(ref, part, temperature, layout)
+        values = value_estimates(value_model, part, layout)
+        parts.append(RolloutForwards(logprobs, ref_logprobs, values, entropy))
+    return RolloutForwards(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(RolloutForwards)))
 
 
 def finish_rollout(

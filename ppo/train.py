@@ -220,7 +220,15 @@ def main(cfg: DictConfig) -> None:
             batch = pack_sequences(prompt_ids, [c.token_ids for c in completions], pad_id, encoder.eos_id).to(
                 device
             )
-            forwards = rollout_forwards(raw_policy, reference, raw_value, batch, train.temperature)
+            forwards = rollout_forwards(
+                raw_policy,
+                reference,
+                raw_value,
+                batch,
+                train.temperature,
+                train.layout,
+                train.micro_batch_size,
+            )
             is_safety = torch.tensor([r.is_safety for r in chosen], device=device)
             score, used_safety = sequence_scores(
                 helpful.to(device), None if safety is None else safety.to(device), is_safety, batch, train

@@ -14,7 +14,7 @@ import torch
 
 from ppo.losses import explained_variance, policy_loss, value_loss
 from ppo.rewards import is_finite_batch
-from ppo.rollout import Rollout, policy_logprobs
+from ppo.rollout import Rollout, policy_logprobs, value_estimates
 
 log = logging.getLogger(__name__)
 Tensor = torch.Tensor
@@ -85,8 +85,8 @@ def micro_step(learner: Learner, rollout: Rollout, rows: Tensor, weight: float, 
     width = batch.width
     mask = batch.response_mask
     old_logprobs = rollout.logprobs[rows, :width]
-    logprobs, _ = policy_logprobs(learner.policy, batch, train_cfg.temperature)
-    values = learner.value_model(batch.input_ids, batch.attention_mask, batch.position_ids, width)
+    logprobs, _ = policy_logprobs(learner.policy, batch, train_cfg.temperature, train_cfg.layout)
+    values = value_estimates(learner.value_model, batch, train_cfg.layout)
     p_loss, clip_fraction, approx_kl = policy_loss(
         logprobs, old_logprobs, rollout.advantages[rows, :width], mask, train_cfg.clip
     )

@@ -20,11 +20,15 @@ from ppo.ppo_scoring import EarlyStopping
 from ppo.rewards import RunningMoments
 from ppo.rollout import (
     finish_rollout,
+    lays_out_packed,
     out_of_inference_mode,
+    pack_rows,
     pack_sequences,
+    packing_pays,
     policy_logprobs,
     rollout_forwards,
     sequence_scores,
+    value_estimates,
     whiten_scores,
 )
 from ppo.trainer import Learner, make_optimizer, mini_batches, ppo_update
@@ -39,7 +43,7 @@ def train_cfg(**overrides):
         temperature=1.0, clip=0.2, value_clip=0.2, gamma=1.0, lam=0.95, kl_beta=0.01, kl_estimator="k1",
         whiten="running", safety_threshold=0.15, no_eos_penalty=None, no_eos_mode="subtract",
         length_penalty=0.0, ppo_epochs=1, mini_batch_size=2, micro_batch_size=1, max_grad_norm=1.0,
-        adam_beta1=0.9, adam_beta2=0.95, adam_eps=1e-5, weight_decay=0.1, lr=1e-2,
+        adam_beta1=0.9, adam_beta2=0.95, adam_eps=1e-5, weight_decay=0.1, lr=1e-2, layout="auto",
     )  # fmt: skip
     values.update(overrides)
     return SimpleNamespace(**values)
@@ -95,6 +99,64 @@ def test_rows_cut_columns_that_are_padding_in_every_chosen_row():
     second = batch.rows(T([1]))
     assert second.input_ids.tolist() == [[1, 7, 9, 10, 11]]
     assert second.position_ids.tolist() == [[0, 1, 2, 3, 4]]
+
+
+def test_pack_rows_by_hand():
+    batch = pack_sequences([[1, 5, 6], [1, 7]], [[8, 2], [9, 10, 11]], pad_id=0, eos_id=2)
+    packed = pack_rows(batch)
+    assert packed.input_ids.tolist() == [[1, 5, 6, 8, 2, 1, 7, 9, 10, 11]]
+    assert packed.position_ids.tolist() == [[0, 1, 2, 3, 4, 0, 1, 2, 3, 4]]
+    assert packed.answer_at.tolist() == [3, 4, 7, 8, 9]
+    assert packed.input_ids[0, packed.answer_at].tolist() == [8, 2, 9, 10, 11]
+    assert packed.unpack(T([1.0, 2.0, 3.0, 4.0, 5.0])).tolist() == [[1.0, 2.0, 0.0], [3.0, 4.0, 5.0]]
+
+
+def test_padding_free_forwards_equal_the_padded_ones():
+    """Packed rows see only themselves: the same log-probs, logits and values as the padded batch."""
+    policy, value = small_models()
+    batch = small_batch()
+    mask = batch.response_mask
+    with torch.no_grad():
+        padded_lp, padded_logits = policy_logprobs(policy, batch, 0.7)
+        packed_lp, packed_logits = policy_logprobs(policy, batch, 0.7, layout="packed")
+        torch.testing.assert_close(packed_lp[mask], padded_lp[mask], atol=1e-5, rtol=0)
+        torch.testing.assert_close(packed_logits[mask], padded_logits[mask], atol=1e-5, rtol=0)
+        assert torch.allclose(packed_lp[~mask], torch.tensor(-math.log(VOCAB)))  # zero logits at the padding
+        torch.testing.assert_close(
+            value_estimates(value, batch, layout="packed")[mask],
+            value_estimates(value, batch)[mask],
+            atol=1e-5,
+            rtol=0,
+        )
+    reference = freeze(load_causal_lm(SMALL, None, seed=3, vocab_size=VOCAB))
+    whole = rollout_forwards(policy, reference, value, batch, 1.0)
+    by_row = rollout_forwards(policy, reference, value, batch, 1.0, layout="packed", rows_per_forward=1)
+    for name in ("logprobs", "ref_logprobs", "values", "entropy"):
+        torch.testing.assert_close(getattr(by_row, name)[mask], getattr(whole, name)[mask], atol=1e-5, rtol=0)
+
+
+def test_packing_pays_for_rows_of_different_lengths_only():
+    # 2 rows, width 6, 10 real tokens. At h = 1 a pair costs 1/6 of a token: padded 12 + 2 * 36 / 6 = 24
+    # against packed 10 + 100 / 6 = 26.7; at h = 64 attention is cheap and dropping 2 padding tokens wins.
+    batch = pack_sequences([[1, 5, 6], [1, 7]], [[8, 2], [9, 10, 11]], pad_id=0, eos_id=2)
+    assert not packing_pays(batch, hidden_size=1)
+    assert packing_pays(batch, hidden_size=64)
+    # One prompt far longer than the others: at h = 4, 4 rows of width 41 (56 real tokens) cost 164 + 4 * 1681 /
+    # 24 = 444 padded, 56 + 3136 / 24 = 187 packed; rows of equal length never pay for packing.
+    uneven = pack_sequences([[1] * 38, [1, 5], [1, 6], [1, 7]], [[8, 2, 9]] * 4, pad_id=0, eos_id=2)
+    assert packing_pays(uneven, hidden_size=4)
+    even = pack_sequences([[1, 5]] * 4, [[8, 2]] * 4, pad_id=0, eos_id=2)
+    assert not packing_pays(even, hidden_size=4096)
+
+
+def test_layout_auto_follows_packing_pays_and_a_typo_is_named():
+    policy, value = small_models()  # hidden size 32
+    batch = pack_sequences([[1] * 30, [1, 5]], [[8, 2], [9, 10]], pad_id=0, eos_id=2)
+    assert lays_out_packed("auto", batch, policy) == packing_pays(batch, 32) is True
+    assert lays_out_packed("auto", batch, value) is True  # through the ValueModel wrapper
+    assert lays_out_packed("padded", batch, policy) is False
+    with pytest.raises(ValueError, match="train.layout: unknown 'pack'"):
+        lays_out_packed("pack", batch, policy)
 
 
 def test_token_logprobs_by_hand():
@@ -369,7 +431,7 @@ def test_early_stopping_counts_evaluations_without_improvement():
 def test_config_checks_name_the_key():
     base = OmegaConf.create(
         dict(prompts_per_iteration=32, mini_batch_size=16, micro_batch_size=8, value_init="reward",
-             whiten="running", kl_max=1.0, iterations=1, save_every=1)
+             whiten="running", kl_max=1.0, iterations=1, save_every=1, layout="auto")
     )  # fmt: skip
     check_train_config(base)
     for key, bad, message in [
@@ -377,6 +439,7 @@ def test_config_checks_name_the_key():
         ("micro_batch_size", 5, "micro_batch_size"),
         ("value_init", "random", "value_init"),
         ("whiten", "never", "whiten"),
+        ("layout", "pack", "train.layout: 'pack'"),
     ]:
         with pytest.raises(ValueError, match=message):
             check_train_config(OmegaConf.merge(base, {key: bad}))
