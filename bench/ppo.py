@@ -173,7 +173,7 @@ def run_ours(args, workdir: Path) -> dict:
         sequence_scores,
     )
     from ppo.trainer import Learner, make_optimizer, ppo_update
-    from reward.scoring import RewardScorer
+    from reward.scoring import RewardScorer, score_answers
 
     torch.manual_seed(args.seed)
     setup = json.loads((workdir / "prompts.json").read_text())
@@ -209,7 +209,8 @@ def run_ours(args, workdir: Path) -> dict:
         )
         with compute:
             completions = [c[0] for c in generator.generate(dialogs, params)]
-            raw = scorer.score(dialogs, [c.text for c in completions])
+            # As ppo/train.py: an empty answer (EOS at once) gets the empty-answer score, not an error.
+            raw = score_answers(scorer, dialogs, [c.text for c in completions])
             batch = pack_sequences(
                 setup["ids"][: args.batch], [c.token_ids for c in completions], setup["pad"], encoder.eos_id
             )

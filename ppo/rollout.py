@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from ppo.config import LAYOUTS
-from ppo.losses import gae, masked_mean, masked_whiten
+from ppo.losses import entropy_from_logits, gae, masked_mean, masked_whiten
 from ppo.ppo_models import hidden_size_of, reference_model, response_logits, token_logprobs
 from ppo.rewards import (
     RunningMoments,
@@ -157,24 +157,26 @@ def lays_out_packed(layout: str, batch: RolloutBatch, model) -> bool:
 
 
 def policy_logprobs(
-    model, batch: RolloutBatch, temperature: float, layout: str = "padded"
-) -> tuple[Tensor, Tensor]:
-    """(log-probs of the answer tokens, logits) under ``model``, (rows, width[, vocabulary]), computed on
-    one packed row or on the padded batch (``layout``: auto | packed | padded)."""
+    model, batch: RolloutBatch, temperature: float, layout: str = "padded", entropy: bool = False
+) -> tuple[Tensor, Tensor | None]:
+    """(log-probs of the answer tokens, their entropies in nats or None) under ``model``, both (rows, width),
+    computed on one packed row or on the padded batch (``layout``: auto | packed | padded). Packed, the
+    log-softmax runs over the answer tokens alone, never over a (rows, width, vocabulary) tensor."""
     if lays_out_packed(layout, batch, model):
         packed = pack_rows(batch)
-        out = model(
+        logits = model(
             input_ids=packed.input_ids,
             position_ids=packed.position_ids,
             logits_to_keep=packed.answer_at - 1,  # the position before each answer token predicts it
             use_cache=False,
-        )
-        logits = packed.unpack(out.logits[0])
-    else:
-        logits = response_logits(
-            model, batch.input_ids, batch.attention_mask, batch.position_ids, batch.width
-        )
-    return token_logprobs(logits, batch.response_ids, temperature), logits
+        ).logits  # (1, answer tokens, vocabulary)
+        tokens = packed.input_ids[:, packed.answer_at]
+        logprobs = packed.unpack(token_logprobs(logits, tokens, temperature)[0])
+        entropies = packed.unpack(entropy_from_logits(logits[0].float() / temperature)) if entropy else None
+        return logprobs, entropies
+    logits = response_logits(model, batch.input_ids, batch.attention_mask, batch.position_ids, batch.width)
+    entropies = entropy_from_logits(logits.float() / temperature) if entropy else None
+    return token_logprobs(logits, batch.response_ids, temperature), entropies
 
 
 def value_estimates(value_model, batch: RolloutBatch, layout: str = "padded") -> Tensor:
@@ -261,16 +263,12 @@ def rollout_forwards(
 ) -> RolloutForwards:
     """Old log-probs, reference log-probs, values and per-token entropy of the sampled answers, computed
     ``rows_per_forward`` rows at a time (default: all at once)."""
-    from ppo.losses import entropy_from_logits
-
     rows = batch.input_ids.shape[0]
     step = rows_per_forward or rows
     parts = []
     for start in range(0, rows, step):
         part = batch.select(torch.arange(start, min(start + step, rows)))
-        logprobs, logits = policy_logprobs(policy, part, temperature, layout)
-        entropy = entropy_from_logits(logits.float() / temperature)
-        del logits
+        logprobs, entropy = policy_logprobs(policy, part, temperature, layout, entropy=True)
         with reference_model(policy, reference) as ref:
             ref_logprobs, _ = policy_logprobs(ref, part, temperature, layout)
         values = value_estimates(value_model, part, layout)

@@ -111,17 +111,18 @@ def test_pack_rows_by_hand():
     assert packed.unpack(T([1.0, 2.0, 3.0, 4.0, 5.0])).tolist() == [[1.0, 2.0, 0.0], [3.0, 4.0, 5.0]]
 
 
-def test_padding_free_forwards_equal_the_padded_ones():
-    """Packed rows see only themselves: the same log-probs, logits and values as the padded batch."""
+def test_packed_forwards_equal_the_padded_ones():
+    """Packed rows see only themselves: the same log-probs, entropies and values as the padded batch."""
     policy, value = small_models()
     batch = small_batch()
     mask = batch.response_mask
     with torch.no_grad():
-        padded_lp, padded_logits = policy_logprobs(policy, batch, 0.7)
-        packed_lp, packed_logits = policy_logprobs(policy, batch, 0.7, layout="packed")
+        padded_lp, padded_entropy = policy_logprobs(policy, batch, 0.7, entropy=True)
+        packed_lp, packed_entropy = policy_logprobs(policy, batch, 0.7, layout="packed", entropy=True)
         torch.testing.assert_close(packed_lp[mask], padded_lp[mask], atol=1e-5, rtol=0)
-        torch.testing.assert_close(packed_logits[mask], padded_logits[mask], atol=1e-5, rtol=0)
-        assert torch.allclose(packed_lp[~mask], torch.tensor(-math.log(VOCAB)))  # zero logits at the padding
+        torch.testing.assert_close(packed_entropy[mask], padded_entropy[mask], atol=1e-5, rtol=0)
+        assert (packed_lp[~mask] == 0).all() and (packed_entropy[~mask] == 0).all()
+        assert padded_entropy.min() > 0 and policy_logprobs(policy, batch, 0.7)[1] is None
         torch.testing.assert_close(
             value_estimates(value, batch, layout="packed")[mask],
             value_estimates(value, batch)[mask],
