@@ -7,7 +7,8 @@
         --prompts runs/_world/world-seed0/prompts/train.jsonl    # trained models: a reward gain that means something
 
 Both sides get the same tiny Llama policy (hidden 256, 4 layers; random init unless --policy) and reference
-copy, the same reward model (the value model starts from it), the same prompts, batch size, response length,
+copy, the same reward model, the same value model (from the reward model, or with --value-init policy from the
+policy with a new head), the same prompts, batch size, response length,
 stopping at EOS, PPO epochs, mini-batches, learning rate and KL coefficient; each runs in its own process
 (trl 1.12 in a virtual environment created here with --system-site-packages, so torch and transformers are
 the same). Printed: median seconds per iteration (iterations 2..N), peak resident memory of each process,
@@ -71,6 +72,13 @@ def parse_args(argv):
         default="auto",
         help="our forwards' layout (train.layout): rows packed without padding, padded, or the cheaper (default)",
     )
+    parser.add_argument(
+        "--value-init",
+        choices=["reward", "policy"],
+        default="reward",
+        help="both sides' value model starts from the reward model, or from the policy with a new head "
+        "(train.value_init, as the tiny PPO config)",
+    )
     parser.add_argument("--venv", default="/tmp/trl112-venv")
     parser.add_argument(
         "--policy", help="a trained policy folder (e.g. runs/default/sft) instead of random init"
@@ -115,6 +123,11 @@ def build_models(workdir: Path, args) -> None:
             workdir / "reward"
         )
         save_tokenizer(TINY_TOKENIZER_DIR, workdir / "reward")
+    # The value model both sides start from: the reward model, or (as the tiny PPO config does) the policy
+    # with a new scalar head, saved once so that both load the same head.
+    value_from = workdir / ("reward" if args.value_init == "reward" else "policy")
+    value = load_sequence_classifier(value_from, None, seed=2, pad_token_id=pad)
+    value.save_pretrained(workdir / "value")
     if args.prompts:
         records, _ = read_prompts([args.prompts])
         dialogs = [r.prompt for r in records if not r.is_safety][: args.batch]
@@ -181,7 +194,7 @@ def run_ours(args, workdir: Path) -> dict:
     policy = no_dropout(AutoModelForCausalLM.from_pretrained(workdir / "policy"))
     reference = freeze(AutoModelForCausalLM.from_pretrained(workdir / "policy"))
     reward = freeze(AutoModelForSequenceClassification.from_pretrained(workdir / "reward"))
-    value = ValueModel(no_dropout(AutoModelForSequenceClassification.from_pretrained(workdir / "reward")))
+    value = ValueModel(no_dropout(AutoModelForSequenceClassification.from_pretrained(workdir / "value")))
     cfg = argparse.Namespace(
         temperature=1.0, clip=0.2, value_clip=0.2, gamma=1.0, lam=0.95, kl_beta=args.kl_coef, kl_estimator="k1",
         whiten="running", safety_threshold=0.15, no_eos_penalty=None, no_eos_mode="subtract", length_penalty=0.0,
@@ -306,7 +319,7 @@ def run_trl(args, workdir: Path) -> dict:
         model=AutoModelForCausalLM.from_pretrained(workdir / "policy"),
         ref_model=AutoModelForCausalLM.from_pretrained(workdir / "policy"),
         reward_model=AutoModelForSequenceClassification.from_pretrained(workdir / "reward"),
-        value_model=AutoModelForSequenceClassification.from_pretrained(workdir / "reward"),
+        value_model=AutoModelForSequenceClassification.from_pretrained(workdir / "value"),
         train_dataset=Dataset.from_dict({"input_ids": ids}),
         callbacks=[Clock()],
     )
@@ -365,7 +378,7 @@ def main(argv: list[str]) -> int:
         f"settings: tiny Llama (hidden 256, 4 layers), {args.batch} prompts/iteration, response_length "
         f"{args.response_length}, stop at EOS, 1 PPO epoch, {args.mini_batches} mini-batches, lr {args.lr}, "
         f"kl {args.kl_coef}, {args.iterations} iterations, {args.threads} threads, {args.precision}, seed {args.seed}"
-        + f", our layout {args.layout}"
+        + f", our layout {args.layout}, value from the {args.value_init}"
     )
     for side, name in (("trl", f"trl {TRL_VERSION}"), ("ours", "ours")):
         r = results[side]

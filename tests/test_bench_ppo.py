@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from tests.bench_scripts import load_bench
 
@@ -43,10 +44,14 @@ def test_trained_checkpoints_and_a_prompt_set_replace_the_random_models(tmp_path
         for i in range(5)
     ]
     prompts.write_text("".join(json.dumps(r) + "\n" for r in records))
-    args = bench.parse_args(
-        ["--policy", str(tmp_path / "random" / "policy"), "--reward", str(tmp_path / "random" / "reward")]
-        + ["--prompts", str(prompts), "--batch", "4"]
-    )
+    args_list = [
+        "--policy",
+        str(tmp_path / "random" / "policy"),
+        "--reward",
+        str(tmp_path / "random" / "reward"),
+    ]
+    args_list += ["--prompts", str(prompts), "--batch", "4"]
+    args = bench.parse_args(args_list)
     (tmp_path / "trained").mkdir()
     bench.build_models(tmp_path / "trained", args)
     setup = json.loads((tmp_path / "trained" / "prompts.json").read_text())
@@ -54,6 +59,21 @@ def test_trained_checkpoints_and_a_prompt_set_replace_the_random_models(tmp_path
     reward_config = json.loads((tmp_path / "random" / "reward" / "config.json").read_text())
     assert setup["pad"] == reward_config["pad_token_id"]
     assert (tmp_path / "trained" / "policy" / "model.safetensors").is_file()
+    # Both sides load one saved value model: the reward model's weights by default, the policy's trunk with
+    # --value-init policy.
+    from safetensors.torch import load_file
+
+    def weight(folder, name="model.embed_tokens.weight"):
+        return load_file(tmp_path / "trained" / folder / "model.safetensors")[name]
+
+    assert torch.equal(weight("value"), weight("reward"))
+    (tmp_path / "from-policy").mkdir()
+    bench.build_models(tmp_path / "from-policy", bench.parse_args([*args_list, "--value-init", "policy"]))
+    from_policy = load_file(tmp_path / "from-policy" / "value" / "model.safetensors")[
+        "model.embed_tokens.weight"
+    ]
+    assert torch.equal(from_policy, weight("policy"))
+    assert not torch.equal(from_policy, weight("reward"))
     (tmp_path / "short").mkdir()
     with pytest.raises(SystemExit, match="5 prompts, fewer than --batch 16"):
         bench.build_models(tmp_path / "short", bench.parse_args(["--prompts", str(prompts), "--batch", "16"]))
