@@ -166,7 +166,7 @@ def shared_prompt_cache(model, input_ids: torch.Tensor, attention_mask: torch.Te
         attention_mask=attention_mask,
         position_ids=position_ids,
         use_cache=True,
-        logits_to_keep=1,  # the prefill's logits are not needed; the last row is the cheapest to keep
+        logits_to_keep=1,  # the prefill's logits are not needed: keep the fewest (one position)
     )
     cache = output.cache
     cache.batch_repeat_interleave(copies)
