@@ -179,6 +179,7 @@ def run_ours(args, workdir: Path) -> dict:
     from ppo.ppo_models import ValueModel, freeze, no_dropout
     from ppo.rewards import RunningMoments
     from ppo.rollout import (
+        calibrate_value_head,
         finish_rollout,
         out_of_inference_mode,
         pack_sequences,
@@ -200,7 +201,7 @@ def run_ours(args, workdir: Path) -> dict:
         whiten="running", safety_threshold=0.15, no_eos_penalty=None, no_eos_mode="subtract", length_penalty=0.0,
         ppo_epochs=1, mini_batch_size=args.batch // args.mini_batches, micro_batch_size=args.batch // args.mini_batches,
         max_grad_norm=1.0, adam_beta1=0.9, adam_beta2=0.999, adam_eps=1e-8, weight_decay=0.0,
-        layout=args.layout,
+        layout=args.layout, samples_per_prompt=1, baseline="none",
     )  # fmt: skip
     learner = Learner(
         policy,
@@ -237,6 +238,8 @@ def run_ours(args, workdir: Path) -> dict:
                 cfg.micro_batch_size,
             )
             score, _ = sequence_scores(raw, None, torch.zeros(len(raw), dtype=torch.bool), batch, cfg)
+            if iteration == 0 and args.value_init == "reward":  # as ppo/train.py does
+                calibrate_value_head(value, score)
             rollout, moments = finish_rollout(batch, forwards, score, moments, cfg)
             ppo_update(learner, out_of_inference_mode(rollout), cfg, shuffle)
         scores.append(raw.mean().item())

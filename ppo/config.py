@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from pipeline.config import (
     OracleEvalConfig,
@@ -15,6 +16,7 @@ from pipeline.config import (
 EXPERIMENTS = {"none": "ppo", "safety": "ppo-safety"}  # experiment -> output folder within the run
 VALUE_INITS = ("reward", "policy")
 WHITEN_MODES = ("running", "batch")
+BASELINES = ("none", "prompt_mean")
 LAYOUTS = ("auto", "packed", "padded")
 
 
@@ -25,7 +27,11 @@ class PPOTrainConfig:
 
     iterations: int = 300  # the paper ran 200-400
     prompts_per_iteration: int = 512
-    mini_batch_size: int = 64  # one optimizer step per mini-batch
+    samples_per_prompt: int = 1  # answers sampled per prompt: a batch has prompts_per_iteration x this rows
+    # none: the paper's reward | prompt_mean: each score minus the mean over its prompt's samples (needs
+    # samples_per_prompt >= 2), before whitening, so that the advantage compares answers to one prompt
+    baseline: str = "none"
+    mini_batch_size: int = 64  # rows; one optimizer step per mini-batch
     micro_batch_size: int = 8  # rows per forward/backward; gradients accumulate up to a mini-batch
     # A forward's rows (micro_batch_size of them; the rollout forwards run that many at a time too) laid end to
     # end without padding (packed), padded, or (auto) whichever costs fewer FLOPs (ppo.rollout.packing_pays).
@@ -69,7 +75,9 @@ class PPOPromptConfig:
     """Which prompts PPO trains on. Plain PPO (helpfulness RM alone) leaves safety-tagged prompts out: the
     helpfulness RM would reward complying with harmful requests. The safety experiment mixes them in."""
 
-    safety_share: float = 0.3  # +experiment=safety: share of safety-tagged prompts in each iteration
+    # +experiment=safety: share of safety-tagged prompts in each iteration (0.5: the tiny model refused harmful
+    # requests faster than with 0.3, conf/ppo_train/tiny.yaml)
+    safety_share: float = 0.5
     heldout: int = 64  # training prompts set aside for early stopping (never trained on)
     max_prompts: int | None = None  # cap on the training prompts read (smoke runs)
 
@@ -107,9 +115,18 @@ def stage_of(experiment: str) -> str:
 
 def check_train_config(train) -> None:
     """Raise naming the key for settings the trainer cannot honour (before any model is loaded)."""
-    if train.prompts_per_iteration % train.mini_batch_size:
+    if train.samples_per_prompt < 1:
+        raise ValueError(f"train.samples_per_prompt must be >= 1, got {train.samples_per_prompt}")
+    if train.baseline not in BASELINES:
+        raise ValueError(f"train.baseline: {train.baseline!r} (expected one of {', '.join(BASELINES)})")
+    if train.baseline == "prompt_mean" and train.samples_per_prompt < 2:
         raise ValueError(
-            f"train.prompts_per_iteration={train.prompts_per_iteration} is not a multiple of "
+            "train.baseline=prompt_mean compares a prompt's answers: set train.samples_per_prompt >= 2"
+        )
+    rows = train.prompts_per_iteration * train.samples_per_prompt
+    if rows % train.mini_batch_size:
+        raise ValueError(
+            f"train.prompts_per_iteration x train.samples_per_prompt = {rows} rows is not a multiple of "
             f"train.mini_batch_size={train.mini_batch_size}"
         )
     if train.mini_batch_size % train.micro_batch_size:
@@ -129,4 +146,14 @@ def check_train_config(train) -> None:
         raise ValueError("train.iterations and train.save_every must be >= 1")
 
 
+def by_experiment(plain, safety, *, _root_):
+    """``${by_experiment:A,B}`` in a PPO config reads A for plain PPO and B for +experiment=safety: a default
+    that differs between the two runs. An override on the command line replaces the whole expression."""
+    choice = {"none": plain, "safety": safety}
+    if _root_.experiment not in choice:
+        stage_of(_root_.experiment)  # raises naming the key
+    return choice[_root_.experiment]
+
+
+OmegaConf.register_new_resolver("by_experiment", by_experiment, replace=True)
 ConfigStore.instance().store(name="ppo_schema", node=PPOConfig)

@@ -43,23 +43,41 @@ class ValueModel(nn.Module):
 
     A module of its own (rather than a function calling the classifier's parts) so that DDP / FSDP wrap
     one forward and synchronise its gradients.
+
+    PPO's returns are in whitened reward units, while a head taken from a reward model speaks the reward
+    model's raw score. ``calibrate`` maps the head onto the whitened scale once, from the first rollout's
+    scores: V = (head - shift) / scale. The two numbers are buffers (saved with the weights, never trained,
+    left whole by FSDP and ZeRO-3); an uncalibrated model has shift 0 and scale 1.
     """
 
     def __init__(self, classifier):
         super().__init__()
         self.classifier = classifier
+        self.register_buffer("head_shift", torch.zeros(1))
+        self.register_buffer("head_scale", torch.ones(1))
+
+    def calibrate(self, mean: float, std: float) -> None:
+        """From now on a head output equal to ``mean`` reads 0 and one ``std`` above it reads 1."""
+        if not std > 0:
+            raise ValueError(f"value head calibration needs a positive std, got {std}")
+        self.head_shift.fill_(mean)
+        self.head_scale.fill_(std)
 
     def forward(
-        self, input_ids: Tensor, attention_mask: Tensor | None, position_ids: Tensor, keep: int | Tensor
+        self, input_ids: Tensor, attention_mask: Tensor | None, position_ids: Tensor, at: int | Tensor
     ) -> Tensor:
-        """Values at the last ``keep`` positions, or at the positions a 1-D tensor ``keep`` lists."""
+        """V(s_t) for each of the last ``at`` tokens (an int), or for the tokens at the positions a 1-D tensor
+        ``at`` lists. s_t is what precedes token t, so V is read where the logits predicting it are: one
+        position earlier. (Read at token t itself, V would have seen the action it is the baseline for, and
+        every advantage would land one token early.)"""
         base = unwrap_peft(self.classifier)
         backbone = getattr(base, base.base_model_prefix)
         hidden = backbone(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
         ).last_hidden_state
-        kept = hidden[:, -keep:] if isinstance(keep, int) else hidden[:, keep]
-        return base.score(kept).squeeze(-1).float()
+        kept = hidden[:, -at - 1 : -1] if isinstance(at, int) else hidden[:, at - 1]
+        head = base.score(kept).squeeze(-1).float()
+        return (head - self.head_shift) / self.head_scale
 
 
 def response_logits(

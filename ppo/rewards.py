@@ -251,6 +251,23 @@ def shaping(
     return torch.where(finished, shaped, penalised)
 
 
+def minus_prompt_mean(score: Tensor, samples_per_prompt: int) -> Tensor:
+    """Each score minus the mean score of its prompt's samples (rows k*n .. k*n + n - 1 answer prompt k).
+
+    With several answers a prompt, this takes out what the prompt alone decides (how high the reward
+    model scores its answers at all) and leaves how good each answer is next to its siblings: the same
+    comparison rejection sampling makes. One sample a prompt has nothing to compare with and raises.
+    """
+    if samples_per_prompt < 2:
+        raise ValueError(f"a per-prompt baseline needs >= 2 samples a prompt, got {samples_per_prompt}")
+    if score.dim() != 1 or score.numel() % samples_per_prompt:
+        raise ValueError(
+            f"score of shape {tuple(score.shape)} does not split into groups of {samples_per_prompt}"
+        )
+    groups = score.view(-1, samples_per_prompt)
+    return (groups - groups.mean(dim=1, keepdim=True)).flatten()
+
+
 def is_finite_batch(*tensors: Tensor) -> bool:
     """True when no tensor holds NaN or inf: a trainer skips (and counts) an update where this is False."""
     if not tensors:

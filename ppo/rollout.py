@@ -11,6 +11,7 @@ of it once at the end (inference tensors cannot be saved for backward).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, fields
 
 import torch
@@ -24,11 +25,13 @@ from ppo.rewards import (
     is_finite_batch,
     kl_penalty,
     logit_of_sigmoid,
+    minus_prompt_mean,
     shaping,
     token_rewards,
 )
 
 Tensor = torch.Tensor
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -180,7 +183,7 @@ def policy_logprobs(
 
 
 def value_estimates(value_model, batch: RolloutBatch, layout: str = "padded") -> Tensor:
-    """V at each answer position, (rows, width)."""
+    """V(s_t) for each answer token t, read from the state before it: (rows, width)."""
     if lays_out_packed(layout, batch, value_model):
         packed = pack_rows(batch)
         return packed.unpack(value_model(packed.input_ids, None, packed.position_ids, packed.answer_at)[0])
@@ -208,6 +211,25 @@ def sequence_scores(
         no_eos_mode=train_cfg.no_eos_mode,
     )
     return score, used_safety
+
+
+def baselined(score: Tensor, train_cfg) -> Tensor:
+    """The scores PPO whitens: as they are, or (train.baseline=prompt_mean) minus their prompt's mean."""
+    if train_cfg.baseline == "prompt_mean":
+        return minus_prompt_mean(score, train_cfg.samples_per_prompt)
+    return score
+
+
+def calibrate_value_head(value_model, scores: torch.Tensor) -> None:
+    """A value head taken from the reward model speaks raw scores; PPO's returns are whitened. Map it onto
+    the whitened scale with the first rollout's statistics, the ones that whiten that rollout."""
+    if scores.numel() < 2 or not torch.isfinite(scores).all():
+        log.warning("value head left uncalibrated: the first rollout's scores are too few or not finite")
+        return
+    mean, std = scores.float().mean().item(), scores.float().std().item()
+    if std > 0:
+        value_model.calibrate(mean, std)
+        log.info("value head calibrated from the reward model's scale: shift %.3f, scale %.3f", mean, std)
 
 
 def whiten_scores(
@@ -291,7 +313,8 @@ def finish_rollout(
         return None, moments
     if every_score is not None and not is_finite_batch(every_score):
         return None, moments
-    whitened, moments = whiten_scores(score, moments, train_cfg.whiten, every_score)
+    every_score = None if every_score is None else baselined(every_score, train_cfg)
+    whitened, moments = whiten_scores(baselined(score, train_cfg), moments, train_cfg.whiten, every_score)
     kl = kl_penalty(forwards.logprobs, forwards.ref_logprobs, mask, train_cfg.kl_estimator)
     rewards = token_rewards(whitened, kl, train_cfg.kl_beta, mask)
     advantages, returns = gae(rewards, forwards.values, mask, train_cfg.gamma, train_cfg.lam)

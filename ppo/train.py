@@ -43,6 +43,8 @@ from ppo.ppo_prompts import iteration_prompts, prompt_pools, split_heldout
 from ppo.ppo_scoring import EarlyStopping, RewardModels, load_reward_models
 from ppo.rewards import RunningMoments, combine_rewards
 from ppo.rollout import (
+    baselined,
+    calibrate_value_head,
     finish_rollout,
     out_of_inference_mode,
     pack_sequences,
@@ -204,22 +206,35 @@ def main(cfg: DictConfig) -> None:
         chosen = iteration_prompts(
             regular, safety_pool, share, train.prompts_per_iteration, cfg.run.seed, iteration
         )[accelerator.process_index :: accelerator.num_processes]
-        dialogs = [r.prompt for r in chosen]
         params = SamplingParams(
             max_new_tokens=train.max_new_tokens,
             temperature=train.temperature,
             top_p=train.top_p,
+            num_samples=train.samples_per_prompt,
             seed=cfg.run.seed * 1_000_003 + iteration,
         )
         with compute():  # bf16 autocast on a CPU with native bf16 (model.cpu_bf16_autocast)
-            completions = [samples[0] for samples in generator.generate(dialogs, params)]
+            sampled = generator.generate([r.prompt for r in chosen], params)
             generated = time.perf_counter()
+            # One row per answer; a prompt's samples sit next to each other (what minus_prompt_mean expects).
+            completions = [c for samples in sampled for c in samples]
+            chosen = [r for r in chosen for _ in range(train.samples_per_prompt)]
+            dialogs = [r.prompt for r in chosen]
 
             helpful, safety = rms.score(dialogs, [c.text for c in completions])
             prompt_ids = [encoder.encode_for_generation(d) for d in dialogs]
             batch = pack_sequences(prompt_ids, [c.token_ids for c in completions], pad_id, encoder.eos_id).to(
                 device
             )
+            is_safety = torch.tensor([r.is_safety for r in chosen], device=device)
+            score, used_safety = sequence_scores(
+                helpful.to(device), None if safety is None else safety.to(device), is_safety, batch, train
+            )
+            every_score = accelerator.gather(score) if accelerator.num_processes > 1 else None
+            if iteration == 0 and train.value_init == "reward":
+                calibrate_value_head(
+                    raw_value, baselined(score if every_score is None else every_score, train)
+                )
             forwards = rollout_forwards(
                 raw_policy,
                 reference,
@@ -229,11 +244,6 @@ def main(cfg: DictConfig) -> None:
                 train.layout,
                 train.micro_batch_size,
             )
-            is_safety = torch.tensor([r.is_safety for r in chosen], device=device)
-            score, used_safety = sequence_scores(
-                helpful.to(device), None if safety is None else safety.to(device), is_safety, batch, train
-            )
-            every_score = accelerator.gather(score) if accelerator.num_processes > 1 else None
             rollout, moments = finish_rollout(batch, forwards, score, moments, train, every_score)
         scored = time.perf_counter()
 

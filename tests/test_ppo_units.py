@@ -44,6 +44,7 @@ def train_cfg(**overrides):
         whiten="running", safety_threshold=0.15, no_eos_penalty=None, no_eos_mode="subtract",
         length_penalty=0.0, ppo_epochs=1, mini_batch_size=2, micro_batch_size=1, max_grad_norm=1.0,
         adam_beta1=0.9, adam_beta2=0.95, adam_eps=1e-5, weight_decay=0.1, lr=1e-2, layout="auto",
+        baseline="none", samples_per_prompt=1,
     )  # fmt: skip
     values.update(overrides)
     return SimpleNamespace(**values)
@@ -432,18 +433,24 @@ def test_early_stopping_counts_evaluations_without_improvement():
 def test_config_checks_name_the_key():
     base = OmegaConf.create(
         dict(prompts_per_iteration=32, mini_batch_size=16, micro_batch_size=8, value_init="reward",
-             whiten="running", kl_max=1.0, iterations=1, save_every=1, layout="auto")
+             whiten="running", kl_max=1.0, iterations=1, save_every=1, layout="auto", samples_per_prompt=1,
+             baseline="none")
     )  # fmt: skip
     check_train_config(base)
+    check_train_config(OmegaConf.merge(base, {"samples_per_prompt": 3, "mini_batch_size": 32}))  # 96 rows
     for key, bad, message in [
         ("mini_batch_size", 12, "prompts_per_iteration"),
+        ({"samples_per_prompt": 3, "mini_batch_size": 64}, None, "= 96 rows"),
+        ("samples_per_prompt", 0, "train.samples_per_prompt"),
+        ("baseline", "group", "train.baseline: 'group'"),
+        ({"baseline": "prompt_mean"}, None, "samples_per_prompt >= 2"),
         ("micro_batch_size", 5, "micro_batch_size"),
         ("value_init", "random", "value_init"),
         ("whiten", "never", "whiten"),
         ("layout", "pack", "train.layout: 'pack'"),
     ]:
         with pytest.raises(ValueError, match=message):
-            check_train_config(OmegaConf.merge(base, {key: bad}))
+            check_train_config(OmegaConf.merge(base, key if isinstance(key, dict) else {key: bad}))
 
 
 @pytest.mark.parametrize(
