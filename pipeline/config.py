@@ -94,13 +94,11 @@ class OracleEvalConfig:
     """`oracle.before` / `oracle.after`: sampled answers to the built-in world's held-out prompts, judged."""
 
     oracle: bool = True  # only with data=builtin; the oracle judges, it never trains anything
-    max_prompts: int | None = None  # null: all of prompts/test.jsonl (300)
+    max_prompts: int | None = 200  # null: all of prompts/test.jsonl
     # The policy's own distribution (temperature 1, as PPO samples), several answers a prompt so that rates
     # over the few dozen harmful prompts are not one coin flip each; temperature 0 judges greedy answers.
-    # 200 prompts x 4 samples put one RS policy at 0.791-0.828 helpfulness over eval seeds 0-3; 300 x 8 at
-    # 0.803 / 0.816 (seeds 0 / 1), 18-25 s an evaluation of the tiny model.
     temperature: float = 1.0
-    samples_per_prompt: int = 8
+    samples_per_prompt: int = 4
     seed: int = 0
     max_new_tokens: int = 48
     batch_size: int = 32

@@ -19,6 +19,8 @@ from ppo.ppo_prompts import iteration_prompts, prompt_pools, split_heldout
 from ppo.ppo_scoring import EarlyStopping
 from ppo.rewards import RunningMoments
 from ppo.rollout import (
+    baselined,
+    calibrate_value_head,
     finish_rollout,
     lays_out_packed,
     out_of_inference_mode,
@@ -190,6 +192,57 @@ def test_padded_logprobs_and_values_equal_those_of_each_row_alone():
         )
         expected = torch.log_softmax(full.logits[0, 3:5], -1).gather(-1, T([[10], [11]])).squeeze(-1)
         torch.testing.assert_close(together[0, :2], expected, atol=1e-5, rtol=0)
+
+
+def test_values_read_the_state_before_each_answer_token():
+    """V(s_t) is the baseline for token t, so it may not see token t: changing answer token 1 of a row
+    leaves V at tokens 0 and 1 as they were and moves it from token 2 on, padded and packed alike."""
+    _, value = small_models()
+    prompts = [[1, 5, 6, 7], [1, 9]]
+    batch = pack_sequences(prompts, [[10, 11, 2], [12, 13, 14, 15]], pad_id=0, eos_id=2)
+    changed = pack_sequences(prompts, [[10, 11, 2], [12, 20, 14, 15]], pad_id=0, eos_id=2)
+    with torch.no_grad():
+        for layout in ("padded", "packed"):
+            before, after = value_estimates(value, batch, layout), value_estimates(value, changed, layout)
+            torch.testing.assert_close(after[0, :3], before[0, :3])  # the other row
+            torch.testing.assert_close(after[1, :2], before[1, :2])
+            assert (after[1, 2:] - before[1, 2:]).abs().min() > 1e-6
+        # V(s_0) is read at the last prompt token: the classifier's score of the prompt alone.
+        prompt_only = value.classifier(input_ids=T([[1, 9]])).logits[0, 0]
+        torch.testing.assert_close(value_estimates(value, batch)[1, 0], prompt_only, atol=1e-5, rtol=0)
+
+
+def test_value_head_calibration_maps_reward_scores_to_whitened_ones_and_is_saved():
+    _, value = small_models()
+    batch = small_batch()
+    with torch.no_grad():
+        raw = value_estimates(value, batch)
+        calibrate_value_head(value, T([1.0, 3.0, 5.0]))  # mean 3, std 2
+        torch.testing.assert_close(value_estimates(value, batch), (raw - 3.0) / 2.0)
+        _, fresh = small_models()
+        fresh.load_state_dict(value.state_dict())  # the two numbers travel with the weights
+        torch.testing.assert_close(value_estimates(fresh, batch), (raw - 3.0) / 2.0)
+        _, untouched = small_models()
+        calibrate_value_head(untouched, T([1.0, float("nan")]))
+        calibrate_value_head(untouched, T([2.0, 2.0]))  # no spread: nothing to scale by
+        torch.testing.assert_close(value_estimates(untouched, batch), raw)
+    with pytest.raises(ValueError, match="positive std"):
+        value.calibrate(0.0, 0.0)
+
+
+def test_the_per_prompt_baseline_whitens_answers_against_their_siblings():
+    """Two prompts, two answers each: prompt 2's RM level (10-14) no longer counts, only each answer's
+    place among its prompt's answers. Centred [-1, 1, -2, 2]; unbiased std sqrt(10 / 3)."""
+    score = T([1.0, 3.0, 10.0, 14.0])
+    centred = baselined(score, train_cfg(baseline="prompt_mean", samples_per_prompt=2))
+    torch.testing.assert_close(centred, T([-1.0, 1.0, -2.0, 2.0]))
+    whitened, _ = whiten_scores(centred, RunningMoments(), "running")
+    torch.testing.assert_close(whitened, T([-1.0, 1.0, -2.0, 2.0]) / math.sqrt(10 / 3), atol=1e-4, rtol=0)
+    assert baselined(score, train_cfg()) is score  # baseline none: the paper's reward
+    with pytest.raises(ValueError, match="groups of 3"):
+        baselined(score, train_cfg(baseline="prompt_mean", samples_per_prompt=3))
+    with pytest.raises(ValueError, match=">= 2 samples"):
+        baselined(score, train_cfg(baseline="prompt_mean", samples_per_prompt=1))
 
 
 # ---------------------------------------------------------------- scores and rewards
@@ -469,6 +522,24 @@ def test_paper_configs_compose_with_the_paper_values(model, beta):
         1e-6, 0.9, 0.95, 1e-5, 0.1, 1.0,
     )  # fmt: skip
     assert (t.prompts_per_iteration, t.mini_batch_size, t.clip, t.kl_beta) == (512, 64, 0.2, beta)
+
+
+def test_tiny_settings_differ_by_experiment_and_the_command_line_wins():
+    from hydra import compose, initialize_config_dir
+
+    import ppo.config  # noqa: F401
+
+    conf = str(TINY_TOKENIZER_DIR.parents[1] / "conf")
+    keys = ("samples_per_prompt", "baseline", "value_init", "lr", "iterations")
+    with initialize_config_dir(config_dir=conf, version_base=None):
+        plain = compose("ppo").train
+        safety = compose("ppo", overrides=["+experiment=safety"]).train
+        mine = compose("ppo", overrides=["+experiment=safety", "train.lr=3e-5"]).train
+    assert tuple(plain[k] for k in keys) == (1, "none", "reward", 5e-5, 30)
+    assert tuple(safety[k] for k in keys) == (4, "prompt_mean", "policy", 1e-4, 40)
+    assert (mine.lr, mine.samples_per_prompt) == (3e-5, 4)
+    check_train_config(plain)
+    check_train_config(safety)
 
 
 def test_reward_models_are_chosen_under_reward_as_in_rejection_sampling():
