@@ -77,7 +77,7 @@ def parse_args(argv):
         choices=["reward", "policy"],
         default="reward",
         help="both sides' value model starts from the reward model, or from the policy with a new head "
-        "(train.value_init, as the tiny PPO config)",
+        "(train.value_init; the tiny config: the RM for plain PPO, the policy for +experiment=safety)",
     )
     parser.add_argument("--venv", default="/tmp/trl112-venv")
     parser.add_argument(
