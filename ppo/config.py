@@ -75,8 +75,8 @@ class PPOPromptConfig:
     """Which prompts PPO trains on. Plain PPO (helpfulness RM alone) leaves safety-tagged prompts out: the
     helpfulness RM would reward complying with harmful requests. The safety experiment mixes them in."""
 
-    # +experiment=safety: share of safety-tagged prompts in each iteration (0.5: the tiny model refused harmful
-    # requests faster than with 0.3, conf/ppo_train/tiny.yaml)
+    # +experiment=safety: share of safety-tagged prompts in each iteration (0.5: what the tiny safety settings
+    # of conf/ppo_train/tiny.yaml were measured with; 0.3 was not tried with them)
     safety_share: float = 0.5
     heldout: int = 64  # training prompts set aside for early stopping (never trained on)
     max_prompts: int | None = None  # cap on the training prompts read (smoke runs)
