@@ -220,16 +220,20 @@ def baselined(score: Tensor, train_cfg) -> Tensor:
     return score
 
 
-def calibrate_value_head(value_model, scores: torch.Tensor) -> None:
+def calibrate_value_head(value_model, scores: Tensor) -> None:
     """A value head taken from the reward model speaks raw scores; PPO's returns are whitened. Map it onto
     the whitened scale with the first rollout's statistics, the ones that whiten that rollout."""
-    if scores.numel() < 2 or not torch.isfinite(scores).all():
+    if scores.numel() < 2 or not is_finite_batch(scores):
         log.warning("value head left uncalibrated: the first rollout's scores are too few or not finite")
         return
-    mean, std = scores.float().mean().item(), scores.float().std().item()
-    if std > 0:
-        value_model.calibrate(mean, std)
-        log.info("value head calibrated from the reward model's scale: shift %.3f, scale %.3f", mean, std)
+    moments = RunningMoments().update(scores)
+    if moments.std > 0:
+        value_model.calibrate(moments.mean, moments.std)
+        log.info(
+            "value head calibrated from the reward model's scale: shift %.3f, scale %.3f",
+            moments.mean,
+            moments.std,
+        )
 
 
 def whiten_scores(
