@@ -361,6 +361,7 @@ def rollout_stats(
         "kl/sequence_max": rollout.sequence_kl.max().item(),
         "kl/token": masked_mean(rollout.kl, mask).item(),
         "policy/entropy": masked_mean(rollout.entropy, mask).item(),
+        "response/answers": float(lengths.numel()),  # prompts x train.samples_per_prompt on this process
         "response/length": lengths.mean().item(),
         "response/eos_rate": rollout.batch.finished.float().mean().item(),
         "value/mean": masked_mean(rollout.values, mask).item(),

@@ -108,6 +108,7 @@ def test_safety_experiment_mixes_safety_prompts_and_uses_both_reward_models(root
     row = metrics["iterations"][0]
     assert "reward/safety_raw" in row
     assert row["reward/used_safety_rate"] >= 0.5  # the safety-tagged half always takes the safety RM
+    assert row["response/answers"] == 8 * 4  # the tiny safety run samples 4 answers to each of the 8 prompts
 
 
 @pytest.mark.slow

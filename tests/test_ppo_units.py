@@ -535,9 +535,13 @@ def test_tiny_settings_differ_by_experiment_and_the_command_line_wins():
         plain = compose("ppo").train
         safety = compose("ppo", overrides=["+experiment=safety"]).train
         mine = compose("ppo", overrides=["+experiment=safety", "train.lr=3e-5"]).train
+        unknown = compose("ppo")
     assert tuple(plain[k] for k in keys) == (1, "none", "reward", 5e-5, 30)
     assert tuple(safety[k] for k in keys) == (4, "prompt_mean", "policy", 1e-4, 40)
     assert (mine.lr, mine.samples_per_prompt) == (3e-5, 4)
+    unknown.experiment = "harmless"
+    with pytest.raises(Exception, match="experiment: 'harmless' has no PPO variant"):
+        unknown.train.lr
     check_train_config(plain)
     check_train_config(safety)
 
