@@ -541,7 +541,7 @@ def test_tiny_settings_differ_by_experiment_and_the_command_line_wins():
     assert (mine.lr, mine.samples_per_prompt) == (3e-5, 4)
     unknown.experiment = "harmless"
     with pytest.raises(Exception, match="experiment: 'harmless' has no PPO variant"):
-        unknown.train.lr
+        check_train_config(unknown.train)
     check_train_config(plain)
     check_train_config(safety)
 
