@@ -61,10 +61,11 @@ def generation_config(params: SamplingParams, encoder: ChatEncoderLike, pad_id: 
 
 
 def next_token_processors(params: SamplingParams) -> LogitsProcessorList:
-    """Nothing for greedy decoding; else the sampler that leaves one finite score for greedy's argmax."""
+    """Nothing for greedy decoding; else the sampler that leaves one finite score for greedy's argmax (and
+    records log-probs and entropies when `params.logprobs`)."""
     if params.greedy:
         return LogitsProcessorList()
-    return LogitsProcessorList([SampleNextToken(params.temperature, params.top_p)])
+    return LogitsProcessorList([SampleNextToken(params.temperature, params.top_p, record=params.logprobs)])
 
 
 @contextmanager
@@ -132,13 +133,14 @@ class HFGenerator:
         cache = None
         if samples > 1 and input_ids.shape[1] > 1:
             cache = shared_prompt_cache(self.model, input_ids[:, :-1], attention_mask[:, :-1], samples)
+        processors = next_token_processors(params)
         # Each prompt repeated for its samples, next to each other (what num_return_sequences would do).
         output = self.model.generate(
             input_ids=input_ids.repeat_interleave(samples, dim=0),
             attention_mask=attention_mask.repeat_interleave(samples, dim=0),
             cache=cache,
             generation_config=generation_config(params, self.encoder, self.pad_id),
-            logits_processor=next_token_processors(params),
+            logits_processor=processors,
         )
         generated = output[:, input_ids.shape[1] :].tolist()
         if params.greedy:
@@ -148,11 +150,26 @@ class HFGenerator:
             return [
                 [replace(c, token_ids=list(c.token_ids)) for _ in range(params.num_samples)] for c in firsts
             ]
+        completions = [completion_from_ids(self.encoder, ids) for ids in generated]
+        if params.logprobs:
+            completions = with_recorded_logprobs(completions, processors[0].steps)
         n = params.num_samples
-        return [
-            [completion_from_ids(self.encoder, ids) for ids in generated[row * n : (row + 1) * n]]
-            for row in range(len(prompts))
-        ]
+        return [completions[row * n : (row + 1) * n] for row in range(len(prompts))]
+
+
+def with_recorded_logprobs(completions: list[Completion], steps) -> list[Completion]:
+    """Each completion with the log-probs and entropies the sampler recorded for its tokens (its row of every
+    step, up to its length: what generate produced after it finished is padding)."""
+    logprobs = torch.stack([lp for lp, _ in steps], dim=1).tolist()
+    entropies = torch.stack([h for _, h in steps], dim=1).tolist()
+    return [
+        replace(
+            c,
+            token_logprobs=logprobs[row][: len(c.token_ids)],
+            token_entropies=entropies[row][: len(c.token_ids)],
+        )
+        for row, c in enumerate(completions)
+    ]
 
 
 def shared_prompt_cache(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, copies: int):

@@ -18,7 +18,12 @@ def sample_next_tokens(logits: torch.Tensor, temperature: float, top_p: float = 
     reach top_p, at least one). Uses the global torch RNG of the logits' device."""
     if temperature <= 0:
         raise ValueError(f"temperature must be > 0 to sample, got {temperature}")
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    return draw(torch.softmax(logits.float() / temperature, dim=-1), top_p)
+
+
+def draw(probs: torch.Tensor, top_p: float = 1.0) -> torch.Tensor:
+    """One token id per row of `probs` (rows x vocabulary, each row summing to 1), from the nucleus of mass
+    `top_p` when below 1."""
     order = None
     if top_p < 1.0:
         probs, order = probs.sort(dim=-1, descending=True)
@@ -26,9 +31,9 @@ def sample_next_tokens(logits: torch.Tensor, temperature: float, top_p: float = 
         probs = probs.masked_fill(mass_before >= top_p, 0.0)  # the most likely token has mass_before 0: kept
     # A float64 running sum: over a 32k vocabulary it keeps tokens of probability down to ~1e-16 apart.
     cdf = probs.cumsum(dim=-1, dtype=torch.float64)
-    draw = torch.rand(cdf.shape[0], 1, dtype=cdf.dtype, device=cdf.device) * cdf[:, -1:]
+    draw_at = torch.rand(cdf.shape[0], 1, dtype=cdf.dtype, device=cdf.device) * cdf[:, -1:]
     # right=True: the first entry whose running sum exceeds the draw, which never has probability 0 ...
-    picked = torch.searchsorted(cdf, draw, right=True).clamp_(max=cdf.shape[1] - 1)
+    picked = torch.searchsorted(cdf, draw_at, right=True).clamp_(max=cdf.shape[1] - 1)
     # ... unless the draw rounded up to the total (odds ~1e-16) and fell off the end: take the likeliest token.
     impossible = probs.gather(-1, picked) == 0
     if impossible.any():
@@ -40,13 +45,28 @@ def sample_next_tokens(logits: torch.Tensor, temperature: float, top_p: float = 
 
 class SampleNextToken(LogitsProcessor):
     """Samples inside `generate`: leaves the drawn token the only finite score, so that greedy decoding's
-    argmax takes it. HF generate thus keeps its cache, stopping and padding, with our faster draw."""
+    argmax takes it. HF generate thus keeps its cache, stopping and padding, with our faster draw.
 
-    def __init__(self, temperature: float, top_p: float = 1.0):
+    With `record`, each call also keeps, per row, the drawn token's log-probability under softmax(scores /
+    temperature) (the whole vocabulary, as PPO's ratio needs, even when top_p cuts the draw short) and that
+    distribution's entropy in nats: `steps`, one pair of (rows,) tensors a generated token."""
+
+    def __init__(self, temperature: float, top_p: float = 1.0, record: bool = False):
+        if temperature <= 0:
+            raise ValueError(f"temperature must be > 0 to sample, got {temperature}")
         self.temperature = temperature
         self.top_p = top_p
+        self.record = record
+        self.steps: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        picked = sample_next_tokens(scores, self.temperature, self.top_p)
+        if self.record:
+            logprobs = torch.log_softmax(scores.float() / self.temperature, dim=-1)
+            probs = logprobs.exp()
+            picked = draw(probs, self.top_p)
+            entropy = torch.special.entr(probs).sum(-1)  # entr(0) = 0 where p log p would be NaN
+            self.steps.append((logprobs.gather(-1, picked[:, None]).squeeze(-1), entropy))
+        else:
+            picked = sample_next_tokens(scores, self.temperature, self.top_p)
         chosen = torch.full_like(scores, float("-inf"))
         return chosen.scatter_(-1, picked[:, None], 0.0)

@@ -15,6 +15,10 @@ class SamplingParams:
     top_p: float = 1.0
     num_samples: int = 1  # completions per dialog
     seed: int = 0
+    # Also return each sampled token's log-probability under softmax(logits / temperature) and the entropy of
+    # that distribution (Completion.token_logprobs / token_entropies), where the backend can (HFGenerator):
+    # PPO's old log-probs then come from the decoding that drew the tokens, not from another forward.
+    logprobs: bool = False
 
     def __post_init__(self):
         if self.max_new_tokens < 1:
@@ -25,6 +29,8 @@ class SamplingParams:
             raise ValueError(f"SamplingParams.top_p must be in (0, 1], got {self.top_p}")
         if self.num_samples < 1:
             raise ValueError(f"SamplingParams.num_samples must be >= 1, got {self.num_samples}")
+        if self.logprobs and self.temperature == 0:
+            raise ValueError("SamplingParams.logprobs needs sampling (temperature > 0), not greedy decoding")
 
     @property
     def greedy(self) -> bool:
@@ -36,12 +42,16 @@ class Completion:
     """One generated answer.
 
     `token_ids` are the generated ids up to and including the EOS when `finished`; when not finished the
-    answer was cut at max_new_tokens. `text` is the decoding of the ids without the EOS.
+    answer was cut at max_new_tokens. `text` is the decoding of the ids without the EOS. With
+    `SamplingParams.logprobs` (and a backend that records them), one log-probability and one entropy per
+    token id; None otherwise.
     """
 
     text: str
     token_ids: list[int]
     finished: bool
+    token_logprobs: list[float] | None = None
+    token_entropies: list[float] | None = None
 
 
 class ChatEncoderLike(Protocol):

@@ -33,8 +33,8 @@ class PPOTrainConfig:
     baseline: str = "none"
     mini_batch_size: int = 64  # rows; one optimizer step per mini-batch
     micro_batch_size: int = 8  # rows per forward/backward; gradients accumulate up to a mini-batch
-    # A forward's rows (micro_batch_size of them; the rollout forwards run that many at a time too) laid end to
-    # end without padding (packed), padded, or (auto) whichever costs fewer FLOPs (ppo.rollout.packing_pays).
+    # A forward's rows (micro_batch_size of them; the rollout forwards run that many at a time too) packed end to
+    # end into as few rows as hold the longest (packed), padded, or (auto) packed where that saves rows.
     layout: str = "auto"
     ppo_epochs: int = 1
     lr: float = 1e-6

@@ -25,13 +25,6 @@ def unwrap_peft(model):
     return model.get_base_model() if isinstance(model, PeftModel) else model
 
 
-def hidden_size_of(model) -> int:
-    """The transformer's width, through DDP / FSDP (``.module``) and ValueModel (``.classifier``) wrappers."""
-    while not hasattr(model, "config"):
-        model = getattr(model, "module", None) or model.classifier
-    return model.config.hidden_size
-
-
 def uses_lora(model) -> bool:
     from peft import PeftModel
 
@@ -66,16 +59,16 @@ class ValueModel(nn.Module):
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor | None, position_ids: Tensor, at: int | Tensor
     ) -> Tensor:
-        """V(s_t) for each of the last ``at`` tokens (an int), or for the tokens at the positions a 1-D tensor
-        ``at`` lists. s_t is what precedes token t, so V is read where the logits predicting it are: one
-        position earlier. (Read at token t itself, V would have seen the action it is the baseline for, and
-        every advantage would land one token early.)"""
+        """V(s_t) for each of the last ``at`` tokens (an int): (rows, at); or, for a 1-D tensor ``at`` of indices
+        into the flattened (rows, columns) input, for the tokens there: (len(at),). s_t is what precedes token
+        t, so V is read where the logits predicting it are: one position earlier. (Read at token t itself, V
+        would have seen the action it is the baseline for, and every advantage would land one token early.)"""
         base = unwrap_peft(self.classifier)
         backbone = getattr(base, base.base_model_prefix)
         hidden = backbone(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
         ).last_hidden_state
-        kept = hidden[:, -at - 1 : -1] if isinstance(at, int) else hidden[:, at - 1]
+        kept = hidden[:, -at - 1 : -1] if isinstance(at, int) else hidden.flatten(0, 1)[at - 1]
         head = base.score(kept).squeeze(-1).float()
         return (head - self.head_shift) / self.head_scale
 

@@ -48,6 +48,7 @@ from ppo.rollout import (
     finish_rollout,
     out_of_inference_mode,
     pack_sequences,
+    recorded_logprobs,
     rollout_forwards,
     rollout_stats,
     sequence_scores,
@@ -212,6 +213,7 @@ def main(cfg: DictConfig) -> None:
             top_p=train.top_p,
             num_samples=train.samples_per_prompt,
             seed=cfg.run.seed * 1_000_003 + iteration,
+            logprobs=True,  # old log-probs from the decoding itself where the backend records them (HF)
         )
         with compute():  # bf16 autocast on a CPU with native bf16 (model.cpu_bf16_autocast)
             sampled = generator.generate([r.prompt for r in chosen], params)
@@ -243,6 +245,7 @@ def main(cfg: DictConfig) -> None:
                 train.temperature,
                 train.layout,
                 train.micro_batch_size,
+                recorded_logprobs(completions, batch),
             )
             rollout, moments = finish_rollout(batch, forwards, score, moments, train, every_score)
         scored = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from functools import partial
 
@@ -249,6 +250,26 @@ def test_samples_share_their_prompts_prefill_and_draw_as_from_separate_copies(ra
     assert len({tuple(c.token_ids) for c in expected}) == 15  # real samples, not copies
 
 
+def test_recorded_log_probs_are_the_models_and_stop_with_each_answer(encoder):
+    cat, eos = word_id(encoder, "cat"), encoder.eos_id
+    # "cat" or EOS, 50/50 after the prompt and after "cat": answers of different lengths in one batch.
+    model = bigram_model(encoder.tokenizer.vocab_size, {cat: [cat, eos]}, [cat, eos])
+    sampled = HFGenerator(model, WithPad(encoder, pad_id=0), batch_size=12).generate(
+        DIALOGS[:3], SamplingParams(max_new_tokens=5, temperature=1.0, num_samples=4, logprobs=True)
+    )
+    completions = [c for samples in sampled for c in samples]
+    assert len({len(c.token_ids) for c in completions}) >= 2
+    for c in completions:
+        assert len(c.token_logprobs) == len(c.token_entropies) == len(c.token_ids)
+        # Every step chooses between two tokens of probability 1/2 (the bigram model's logits).
+        assert c.token_logprobs == pytest.approx([math.log(0.5)] * len(c.token_ids), abs=1e-4)
+        assert c.token_entropies == pytest.approx([math.log(2)] * len(c.token_ids), abs=1e-4)
+    plain = HFGenerator(model, encoder).generate(
+        DIALOGS[:1], SamplingParams(max_new_tokens=3, temperature=1.0)
+    )
+    assert plain[0][0].token_logprobs is None and plain[0][0].token_entropies is None
+
+
 def test_decoding_runs_in_the_compute_context(random_model, encoder):
     seen = []
     hook = random_model.model.register_forward_pre_hook(
@@ -301,6 +322,7 @@ def test_a_bad_dialog_is_named_by_index(random_model, encoder):
         ({"max_new_tokens": 0}, "max_new_tokens"),
         ({"temperature": -1}, "temperature"),
         ({"top_p": 0}, "top_p"),
+        ({"logprobs": True}, "logprobs needs sampling"),
     ],
 )
 def test_impossible_sampling_params_are_refused(kwargs, error):

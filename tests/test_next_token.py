@@ -87,3 +87,32 @@ def test_the_processor_leaves_only_the_drawn_token_finite():
     out = SampleNextToken(0.7)(torch.zeros(4, 2, dtype=torch.long), scores)
     assert torch.equal(out.argmax(-1), expected)
     assert torch.isfinite(out).sum(-1).tolist() == [1, 1, 1, 1]
+
+
+def test_recording_keeps_the_drawn_tokens_log_prob_and_the_entropy_by_hand():
+    # Row 0 can only draw token 1 (logits ln 0.5, ln 0.5 at T = 1 would be a coin; -inf makes it certain).
+    scores = torch.tensor(
+        [[float("-inf"), 0.0, float("-inf")], [math.log(0.5), math.log(0.25), math.log(0.25)]]
+    )
+    sampler = SampleNextToken(temperature=1.0, record=True)
+    torch.manual_seed(0)
+    out = sampler(torch.zeros(2, 1, dtype=torch.long), scores)
+    picked = out.argmax(-1)
+    assert picked[0].item() == 1
+    [(logprobs, entropy)] = sampler.steps
+    assert logprobs[0].item() == pytest.approx(0.0)
+    assert logprobs[1].item() == pytest.approx(math.log([0.5, 0.25, 0.25][picked[1].item()]))
+    # H = 0 for a certain draw (no NaN from the impossible tokens), 1.5 ln 2 for (1/2, 1/4, 1/4).
+    assert entropy.tolist() == pytest.approx([0.0, 1.5 * math.log(2)])
+
+
+def test_recorded_log_probs_are_under_the_temperature_and_the_whole_vocabulary():
+    # T = 2 over probabilities (0.5, 0.25, 0.15, 0.1): the drawn token's log-prob is log sqrt(p) / sum sqrt(p),
+    # whatever top_p cut from the draw (PPO's ratio compares full distributions).
+    roots = torch.tensor([0.5, 0.25, 0.15, 0.1]).sqrt()
+    sampler = SampleNextToken(temperature=2.0, top_p=0.4, record=True)
+    picked = sampler(torch.zeros(1, 1, dtype=torch.long), LOGITS[None, :4]).argmax(-1)
+    assert picked.item() == 0  # top_p 0.4 keeps the likeliest token alone
+    [(logprobs, _)] = sampler.steps
+    assert logprobs.item() == pytest.approx(math.log(roots[0] / roots.sum()))
+    assert SampleNextToken(1.0).steps == []  # nothing kept unless asked

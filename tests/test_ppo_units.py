@@ -2,6 +2,7 @@
 
 import json
 import math
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -11,6 +12,8 @@ from omegaconf import OmegaConf
 from basemodel import TINY_TOKENIZER_DIR
 from basemodel.loading import load_causal_lm, load_sequence_classifier
 from chat.dialog import PromptRecord
+from chat.format import ChatEncoder
+from generation import HFGenerator, SamplingParams
 from pipeline.config import ModelConfig, PeftConfig
 from ppo.checkpoint import checkpoints, last_checkpoint, load_checkpoint, save_checkpoint
 from ppo.config import check_train_config
@@ -22,12 +25,14 @@ from ppo.rollout import (
     baselined,
     calibrate_value_head,
     finish_rollout,
+    first_fit_decreasing,
     lays_out_packed,
     out_of_inference_mode,
     pack_rows,
     pack_sequences,
     packing_pays,
     policy_logprobs,
+    recorded_logprobs,
     rollout_forwards,
     sequence_scores,
     value_estimates,
@@ -76,6 +81,14 @@ def small_batch():
     return pack_sequences(prompts, answers, pad_id=0, eos_id=2)
 
 
+def packing_batch():
+    """4 rows of 11, 6, 4 and 4 tokens: packed into 3 rows of 11 columns, ending in 0, 1 and 7 columns of
+    filler."""
+    prompts = [[1, 5, 6, 7, 8, 9, 3, 4], [1, 9], [1, 5], [1, 6, 7]]
+    answers = [[10, 11, 2], [12, 13, 14, 15], [16, 2], [17]]
+    return pack_sequences(prompts, answers, pad_id=0, eos_id=2)
+
+
 # ---------------------------------------------------------------- batch layout
 
 
@@ -104,20 +117,34 @@ def test_rows_cut_columns_that_are_padding_in_every_chosen_row():
     assert second.position_ids.tolist() == [[0, 1, 2, 3, 4]]
 
 
+def test_first_fit_decreasing_by_hand():
+    # Longest first: 5 -> bin 0 (room 1), 4 -> bin 1 (2), 3 -> bin 2 (3), 2 -> bin 1 (0), 1 -> bin 0 (0).
+    assert first_fit_decreasing([5, 3, 4, 2, 1], capacity=6) == [[0, 4], [2, 3], [1]]
+    assert first_fit_decreasing([2, 2], capacity=4) == [[0, 1]]
+    with pytest.raises(ValueError, match="7 tokens does not fit bins of 6"):
+        first_fit_decreasing([7, 1], capacity=6)
+
+
 def test_pack_rows_by_hand():
-    batch = pack_sequences([[1, 5, 6], [1, 7]], [[8, 2], [9, 10, 11]], pad_id=0, eos_id=2)
+    # Sequences of 6, 2 and 3 tokens in rows of 6 columns: row 0 alone, then row 2 and row 1 together.
+    batch = pack_sequences([[1, 5, 6, 7], [1], [1]], [[8, 2], [9], [10, 11]], pad_id=0, eos_id=2)
     packed = pack_rows(batch)
-    assert packed.input_ids.tolist() == [[1, 5, 6, 8, 2, 1, 7, 9, 10, 11]]
-    assert packed.position_ids.tolist() == [[0, 1, 2, 3, 4, 0, 1, 2, 3, 4]]
-    assert packed.answer_at.tolist() == [3, 4, 7, 8, 9]
-    assert packed.input_ids[0, packed.answer_at].tolist() == [8, 2, 9, 10, 11]
-    assert packed.unpack(T([1.0, 2.0, 3.0, 4.0, 5.0])).tolist() == [[1.0, 2.0, 0.0], [3.0, 4.0, 5.0]]
+    assert packed.input_ids.tolist() == [[1, 5, 6, 7, 8, 2], [1, 10, 11, 1, 9, 0]]
+    assert packed.position_ids.tolist() == [[0, 1, 2, 3, 4, 5], [0, 1, 2, 0, 1, 0]]
+    assert packed.answer_at.tolist() == [4, 5, 10, 7, 8]  # row by row, in the flattened (2, 6) tensor
+    assert packed.input_ids.flatten()[packed.answer_at].tolist() == [8, 2, 9, 10, 11]
+    # Their predicting columns (3, 4, 3, 0, 1) go through the lm_head once each: kept 0, 1, 3, 4.
+    assert packed.kept_columns.tolist() == [0, 1, 3, 4]
+    assert packed.answer_in_kept.tolist() == [2, 3, 6, 4, 5]
+    assert packed.unpack(T([1.0, 2.0, 3.0, 4.0, 5.0])).tolist() == [[1.0, 2.0], [3.0, 0.0], [4.0, 5.0]]
 
 
 def test_packed_forwards_equal_the_padded_ones():
-    """Packed rows see only themselves: the same log-probs, entropies and values as the padded batch."""
+    """Packed sequences see only themselves (not the sequence before them in their row, nor the filler after
+    it): the same log-probs, entropies and values as the padded batch."""
     policy, value = small_models()
-    batch = small_batch()
+    batch = packing_batch()
+    assert pack_rows(batch).input_ids.shape == (3, 11)
     mask = batch.response_mask
     with torch.no_grad():
         padded_lp, padded_entropy = policy_logprobs(policy, batch, 0.7, entropy=True)
@@ -139,28 +166,48 @@ def test_packed_forwards_equal_the_padded_ones():
         torch.testing.assert_close(getattr(by_row, name)[mask], getattr(whole, name)[mask], atol=1e-5, rtol=0)
 
 
-def test_packing_pays_for_rows_of_different_lengths_only():
-    # 2 rows, width 6, 10 real tokens. At h = 1 a pair costs 1/6 of a token: padded 12 + 2 * 36 / 6 = 24
-    # against packed 10 + 100 / 6 = 26.7; at h = 64 attention is cheap and dropping 2 padding tokens wins.
-    batch = pack_sequences([[1, 5, 6], [1, 7]], [[8, 2], [9, 10, 11]], pad_id=0, eos_id=2)
-    assert not packing_pays(batch, hidden_size=1)
-    assert packing_pays(batch, hidden_size=64)
-    # One prompt far longer than the others: at h = 4, 4 rows of width 41 (56 real tokens) cost 164 + 4 * 1681 /
-    # 24 = 444 padded, 56 + 3136 / 24 = 187 packed; rows of equal length never pay for packing.
-    uneven = pack_sequences([[1] * 38, [1, 5], [1, 6], [1, 7]], [[8, 2, 9]] * 4, pad_id=0, eos_id=2)
-    assert packing_pays(uneven, hidden_size=4)
-    even = pack_sequences([[1, 5]] * 4, [[8, 2]] * 4, pad_id=0, eos_id=2)
-    assert not packing_pays(even, hidden_size=4096)
+def test_generation_records_the_old_log_probs_the_policy_forward_would_compute():
+    """PPO's old log-probs and entropies come from the decoding that drew the answers (two samples a prompt,
+    prompts of different lengths); the rollout then leaves the policy forward out."""
+    encoder = ChatEncoder.from_path(TINY_TOKENIZER_DIR)
+    policy = no_dropout(load_causal_lm(SMALL, None, seed=0, vocab_size=encoder.tokenizer.vocab_size))
+    dialogs = [
+        [{"role": "user", "content": text}] for text in ("Hi", "Name a planet close to the sun, please.")
+    ]
+    sampled = HFGenerator(policy, encoder, batch_size=4).generate(
+        dialogs, SamplingParams(max_new_tokens=6, temperature=0.7, num_samples=2, seed=1, logprobs=True)
+    )
+    completions = [c for samples in sampled for c in samples]
+    prompts = [encoder.encode_for_generation(d) for d in dialogs for _ in range(2)]
+    batch = pack_sequences(prompts, [c.token_ids for c in completions], 0, encoder.eos_id)
+    recorded = recorded_logprobs(completions, batch)
+    mask = batch.response_mask
+    with torch.no_grad():
+        logprobs, entropy = policy_logprobs(policy, batch, 0.7, entropy=True)
+    torch.testing.assert_close(recorded[0][mask], logprobs[mask], atol=1e-4, rtol=0)
+    torch.testing.assert_close(recorded[1][mask], entropy[mask], atol=1e-4, rtol=0)
+    assert (recorded[0][~mask] == 0).all()
+
+    class NoForward(torch.nn.Module):
+        def forward(self, *args, **kwargs):
+            raise AssertionError("the policy forward ran although generation recorded its log-probs")
+
+    value = ValueModel(
+        load_sequence_classifier(SMALL, None, seed=1, pad_token_id=0, vocab_size=policy.vocab_size)
+    )
+    forwards = rollout_forwards(NoForward(), freeze(policy), value, batch, 0.7, recorded=recorded)
+    assert torch.equal(forwards.logprobs, recorded[0]) and torch.equal(forwards.entropy, recorded[1])
+    assert recorded_logprobs([*completions[:3], replace(completions[3], token_logprobs=None)], batch) is None
 
 
-def test_layout_auto_follows_packing_pays_and_a_typo_is_named():
-    policy, value = small_models()  # hidden size 32
-    batch = pack_sequences([[1] * 30, [1, 5]], [[8, 2], [9, 10]], pad_id=0, eos_id=2)
-    assert lays_out_packed("auto", batch, policy) == packing_pays(batch, 32) is True
-    assert lays_out_packed("auto", batch, value) is True  # through the ValueModel wrapper
-    assert lays_out_packed("padded", batch, policy) is False
+def test_packing_pays_when_it_saves_rows_and_a_typo_is_named():
+    assert packing_pays(packing_batch())  # 4 rows -> 3
+    # 7 and 6 tokens: no two fit in 7 columns, so packing would only add work.
+    assert not packing_pays(small_batch())
+    assert lays_out_packed("auto", packing_batch()) and not lays_out_packed("auto", small_batch())
+    assert lays_out_packed("packed", small_batch()) and not lays_out_packed("padded", packing_batch())
     with pytest.raises(ValueError, match="train.layout: unknown 'pack'"):
-        lays_out_packed("pack", batch, policy)
+        lays_out_packed("pack", small_batch())
 
 
 def test_token_logprobs_by_hand():
@@ -198,17 +245,19 @@ def test_values_read_the_state_before_each_answer_token():
     """V(s_t) is the baseline for token t, so it may not see token t: changing answer token 1 of a row
     leaves V at tokens 0 and 1 as they were and moves it from token 2 on, padded and packed alike."""
     _, value = small_models()
-    prompts = [[1, 5, 6, 7], [1, 9]]
-    batch = pack_sequences(prompts, [[10, 11, 2], [12, 13, 14, 15]], pad_id=0, eos_id=2)
-    changed = pack_sequences(prompts, [[10, 11, 2], [12, 20, 14, 15]], pad_id=0, eos_id=2)
+    prompts = [[1, 5, 6, 7], [9], [1]]
+    batch = pack_sequences(prompts, [[10, 11, 2], [12, 13, 14, 15], [16]], pad_id=0, eos_id=2)
+    changed = pack_sequences(prompts, [[10, 11, 2], [12, 20, 14, 15], [16]], pad_id=0, eos_id=2)
+    assert pack_rows(batch).input_ids.shape[0] == 2  # row 2 follows row 1 in a packed row
     with torch.no_grad():
         for layout in ("padded", "packed"):
             before, after = value_estimates(value, batch, layout), value_estimates(value, changed, layout)
-            torch.testing.assert_close(after[0, :3], before[0, :3])  # the other row
+            torch.testing.assert_close(after[0, :3], before[0, :3])  # the other rows
+            torch.testing.assert_close(after[2, :1], before[2, :1])
             torch.testing.assert_close(after[1, :2], before[1, :2])
             assert (after[1, 2:] - before[1, 2:]).abs().min() > 1e-6
         # V(s_0) is read at the last prompt token: the classifier's score of the prompt alone.
-        prompt_only = value.classifier(input_ids=T([[1, 9]])).logits[0, 0]
+        prompt_only = value.classifier(input_ids=T([[9]])).logits[0, 0]
         torch.testing.assert_close(value_estimates(value, batch)[1, 0], prompt_only, atol=1e-5, rtol=0)
 
 
