@@ -2,7 +2,7 @@
 
     python bench/ppo.py                      # creates /tmp/trl112-venv on first use (pip install trl==1.12.0)
     python bench/ppo.py --iterations 8 --threads 2 --venv bench/.venv
-    python bench/ppo.py --precision bf16     # bf16 mixed precision on both sides
+    python bench/ppo.py --precision fp32     # float32 on both sides (default: as ppo/train.py computes here)
     python bench/ppo.py --policy runs/default/sft --reward runs/default/reward/helpfulness \
         --prompts runs/_world/world-seed0/prompts/train.jsonl    # trained models: a reward gain that means something
 
@@ -12,8 +12,9 @@ policy with a new head), the same prompts, batch size, response length,
 stopping at EOS, PPO epochs, mini-batches, learning rate and KL coefficient; each runs in its own process
 (trl 1.12 in a virtual environment created here with --system-site-packages, so torch and transformers are
 the same). Printed: median seconds per iteration (iterations 2..N), peak resident memory of each process,
-reward gain (mean RM score over the last quarter of the iterations minus that over the first quarter) and,
-last, the speed ratio.
+each side's own reward gain (mean RM score over the last quarter of the iterations minus that over the first
+quarter), the reward gain of each side's last policy under one scorer (--eval-samples answers to each prompt,
+sampled and scored the same way for the starting policy and both last ones) and, last, the speed ratio.
 """
 
 from __future__ import annotations
@@ -61,10 +62,10 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--precision",
-        choices=["fp32", "bf16"],
-        default="fp32",
-        help="bf16: mixed precision on both sides (trl: bf16=True; ours: bf16 autocast as ppo/train.py uses "
-        "on CPUs with native bf16)",
+        choices=["stage", "fp32", "bf16"],
+        default="stage",
+        help="bf16: mixed precision on both sides (trl: bf16=True; ours: the bf16 autocast of ppo/train.py); "
+        "stage (default): what ppo/train.py computes in with its defaults here, bf16 on a CPU with native bf16",
     )
     parser.add_argument(
         "--layout",
@@ -78,6 +79,12 @@ def parse_args(argv):
         default="reward",
         help="both sides' value model starts from the reward model, or from the policy with a new head "
         "(train.value_init; the tiny config: the RM for plain PPO, the policy for +experiment=safety)",
+    )
+    parser.add_argument(
+        "--eval-samples",
+        type=int,
+        default=8,
+        help="answers per prompt for the reward gain under one scorer (the starting and both last policies)",
     )
     parser.add_argument("--venv", default="/tmp/trl112-venv")
     parser.add_argument(
@@ -139,6 +146,16 @@ def build_models(workdir: Path, args) -> None:
     (workdir / "prompts.json").write_text(json.dumps({"dialogs": dialogs, "ids": prompts, "pad": pad}))
 
 
+def both_sides_precision(precision: str) -> str:
+    """fp32 or bf16; "stage" is what ppo/train.py computes in with its default model config on this machine."""
+    if precision != "stage":
+        return precision
+    from basemodel.precision import train_in_bf16
+    from pipeline.config import ModelConfig
+
+    return "bf16" if train_in_bf16(ModelConfig()) else "fp32"
+
+
 def ensure_venv(venv: Path) -> Path:
     python = venv / "bin" / "python"
     probe = [str(python), "-c", f"import trl, sys; sys.exit(trl.__version__ != '{TRL_VERSION}')"]
@@ -183,6 +200,7 @@ def run_ours(args, workdir: Path) -> dict:
         finish_rollout,
         out_of_inference_mode,
         pack_sequences,
+        recorded_logprobs,
         rollout_forwards,
         sequence_scores,
     )
@@ -219,7 +237,10 @@ def run_ours(args, workdir: Path) -> dict:
     compute = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
     for iteration in range(args.iterations):
         params = SamplingParams(
-            max_new_tokens=args.response_length, temperature=1.0, seed=iteration + 1000 * args.seed
+            max_new_tokens=args.response_length,
+            temperature=1.0,
+            seed=iteration + 1000 * args.seed,
+            logprobs=True,
         )
         with compute:
             completions = [c[0] for c in generator.generate(dialogs, params)]
@@ -236,6 +257,7 @@ def run_ours(args, workdir: Path) -> dict:
                 1.0,
                 cfg.layout,
                 cfg.micro_batch_size,
+                recorded_logprobs(completions, batch),
             )
             score, _ = sequence_scores(raw, None, torch.zeros(len(raw), dtype=torch.bool), batch, cfg)
             if iteration == 0 and args.value_init == "reward":  # as ppo/train.py does
@@ -244,6 +266,7 @@ def run_ours(args, workdir: Path) -> dict:
             ppo_update(learner, out_of_inference_mode(rollout), cfg, shuffle)
         scores.append(raw.mean().item())
         stamps.append(time.perf_counter())
+    policy.save_pretrained(workdir / "ours-final")
     return summary(stamps, scores)
 
 
@@ -327,7 +350,42 @@ def run_trl(args, workdir: Path) -> dict:
         callbacks=[Clock()],
     )
     trainer.train()
+    trainer.policy_model.save_pretrained(workdir / "trl-final")
     return summary(stamps, scores)
+
+
+# ---------------------------------------------------------------- one scorer for both sides
+
+
+def same_scorer_means(args, workdir: Path) -> dict[str, float]:
+    """Mean RM score of the answers of the starting policy and of each side's last one, all sampled and read
+    the same way (our generator, our scorer, float32, one seed): the sides' own per-iteration scores differ
+    in how they read the RM (trl scores the generated ids as they are, ours re-encodes the dialog), so only
+    this compares their gains with each other."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    from chat.format import ChatEncoder
+    from generation import HFGenerator, SamplingParams
+    from ppo.ppo_models import freeze
+    from reward.scoring import RewardScorer, score_answers
+
+    torch.set_num_threads(args.threads)
+    dialogs = json.loads((workdir / "prompts.json").read_text())["dialogs"][: args.batch]
+    encoder = ChatEncoder.from_path(workdir / "policy")
+    reward = freeze(AutoModelForSequenceClassification.from_pretrained(workdir / "reward"))
+    scorer = RewardScorer(reward, encoder, batch_size=64)
+    params = SamplingParams(
+        max_new_tokens=args.response_length, temperature=1.0, num_samples=args.eval_samples, seed=4321
+    )
+    means = {}
+    for name in ("policy", "trl-final", "ours-final"):
+        model = freeze(AutoModelForCausalLM.from_pretrained(workdir / name))
+        sampled = HFGenerator(model, encoder, batch_size=64).generate(dialogs, params)
+        answered = [dialog for dialog, samples in zip(dialogs, sampled) for _ in samples]
+        texts = [c.text for samples in sampled for c in samples]
+        means[name] = score_answers(scorer, answered, texts).mean().item()
+    return means
 
 
 # ---------------------------------------------------------------- orchestration
@@ -345,9 +403,10 @@ def run_side(python: str, side: str, args, workdir: Path) -> dict:
         "threads",
         "precision",
         "seed",
+        "value_init",
+        "layout",
     ):
         command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
-    command += ["--layout", args.layout]
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
@@ -362,6 +421,7 @@ def run_side(python: str, side: str, args, workdir: Path) -> dict:
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    args.precision = both_sides_precision(args.precision)
     if args.side:
         import torch
 
@@ -377,6 +437,7 @@ def main(argv: list[str]) -> int:
             side: run_side(py, side, args, workdir)
             for side, py in (("trl", str(trl_python)), ("ours", sys.executable))
         }
+        means = same_scorer_means(args, workdir)
     print(
         f"settings: tiny Llama (hidden 256, 4 layers), {args.batch} prompts/iteration, response_length "
         f"{args.response_length}, stop at EOS, 1 PPO epoch, {args.mini_batches} mini-batches, lr {args.lr}, "
@@ -390,6 +451,11 @@ def main(argv: list[str]) -> int:
             f"peak RSS {r['peak_rss_mb']:.0f} MB, reward gain {r['reward_gain']:+.4f} "
             f"(scores {r['scores'][0]:+.4f} at iteration 1, {r['scores'][-1]:+.4f} at the last)"
         )
+    print(
+        f"reward gain under one scorer ({args.batch} prompts x {args.eval_samples} answers, last policy minus "
+        f"the starting one's {means['policy']:+.4f}): trl {means['trl-final'] - means['policy']:+.4f}, "
+        f"ours {means['ours-final'] - means['policy']:+.4f}"
+    )
     ratio = results["trl"]["seconds_per_iteration"] / results["ours"]["seconds_per_iteration"]
     print(f"speed ratio (trl {TRL_VERSION} s/iteration / ours): {ratio:.2f}x")
     return 0

@@ -1,6 +1,8 @@
 """bench/ppo.py: our side runs as the script is launched (by path, with bench/ first on sys.path)."""
 
 import json
+import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +25,12 @@ def test_our_side_runs_from_its_script_path(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["seconds_per_iteration"] > 0 and len(summary["scores"]) == 2
+    assert (tmp_path / "ours-final" / "model.safetensors").is_file()
+    # One scorer for all: the same weights under another name read exactly the same.
+    shutil.copytree(tmp_path / "policy", tmp_path / "trl-final")
+    args = bench.parse_args(["--batch", "4", "--response-length", "4", "--eval-samples", "2", "--threads", "1"])
+    means = bench.same_scorer_means(args, tmp_path)
+    assert means["trl-final"] == means["policy"] and math.isfinite(means["ours-final"])
 
 
 def test_reward_gain_compares_a_quarter_of_the_iterations_at_each_end():
@@ -31,6 +39,14 @@ def test_reward_gain_compares_a_quarter_of_the_iterations_at_each_end():
     )
     assert summary["reward_gain"] == pytest.approx((7 + 9) / 2 - (1 + 2) / 2)
     assert load_bench("ppo").summary([0.0, 1.0, 2.0], [3.0, 1.0])["reward_gain"] == pytest.approx(-2.0)
+
+
+def test_default_precision_is_the_ppo_stages():
+    from basemodel.precision import cpu_computes_bf16
+
+    bench = load_bench("ppo")
+    assert bench.both_sides_precision("stage") == ("bf16" if cpu_computes_bf16() else "fp32")
+    assert bench.both_sides_precision("fp32") == "fp32" and bench.both_sides_precision("bf16") == "bf16"
 
 
 @pytest.mark.slow
