@@ -102,19 +102,27 @@ def main(cfg: DictConfig) -> None:
     samples = SampleTableCallback(
         tracker, encoder, test_dialogs[: cfg.eval.samples_in_table], cfg.eval.max_new_tokens
     )
-    model, train_metrics = fine_tune(
-        model,
-        tokenizer_path,
-        train_rows,
-        test_rows,
-        train_cfg,
-        cfg.model,
-        stage,
-        tracker,
-        cfg.run.seed,
-        [samples],
-    )
-    metrics.update(train_metrics)
+    if train_rows:
+        model, train_metrics = fine_tune(
+            model,
+            tokenizer_path,
+            train_rows,
+            test_rows,
+            train_cfg,
+            cfg.model,
+            stage,
+            tracker,
+            cfg.run.seed,
+            [samples],
+        )
+        metrics.update(train_metrics)
+    elif cfg.experiment == "safety":
+        # The safety RM preferred no preprompted answer: nothing to distil, so the stage's policy is the one
+        # it started from (every rank sees the same empty set and skips alike).
+        log.warning("context distillation kept no answer: %s is the starting policy, untrained", stage.name)
+        metrics["train_skipped"] = "context distillation kept no answer"
+    else:
+        raise ValueError(f"SFT: no training dialogs left in {describe(cfg.data)}")
     if not is_main_process():
         return
     model = save_model_stage(model, tokenizer_path, stage, cfg.peft.merge_at_save, encoder)

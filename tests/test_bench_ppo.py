@@ -28,7 +28,9 @@ def test_our_side_runs_from_its_script_path(tmp_path):
     assert (tmp_path / "ours-final" / "model.safetensors").is_file()
     # One scorer for all: the same weights under another name read exactly the same.
     shutil.copytree(tmp_path / "policy", tmp_path / "trl-final")
-    args = bench.parse_args(["--batch", "4", "--response-length", "4", "--eval-samples", "2", "--threads", "1"])
+    args = bench.parse_args(
+        ["--batch", "4", "--response-length", "4", "--eval-samples", "2", "--threads", "1"]
+    )
     means = bench.same_scorer_means(args, tmp_path)
     assert means["trl-final"] == means["policy"] and math.isfinite(means["ours-final"])
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from chat.dialog import PromptRecord
 from sft.context_distillation import distillation_dialogs, keep_better, safety_preprompt, with_system
@@ -87,3 +88,20 @@ def test_safety_experiment_distils_into_sft_safety(tmp_path):
     assert metrics["oracle.before"] and metrics["oracle.after"]
     card = (tmp_path / "default" / "sft-safety" / "README.md").read_text()
     assert str(tmp_path / "default" / "sft") in card, "it started from the run's newest policy"
+
+    # A safety RM that scores every answer alike prefers no preprompted one: nothing to distil, and the stage
+    # lands the policy it started from instead of failing in the trainer on an empty data set.
+    with torch.no_grad():
+        rm.score.weight.zero_()
+    rm.save_pretrained(tmp_path / "flat-rm")
+    save_tokenizer(TINY_TOKENIZER_DIR, tmp_path / "flat-rm")
+    start = tmp_path / "default" / "sft"
+    flat = [a for a in distill if not a.startswith("distill.safety_rm=")]
+    flat += [f"distill.safety_rm={tmp_path / 'flat-rm'}", "run.name=flat", f"init_from={start}"]
+    result = subprocess.run(flat, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "flat" / "sft-safety" / "metrics.json").read_text())
+    assert metrics["distillation"]["kept"] == 0 and metrics["train_skipped"]
+    landed = load_file(tmp_path / "flat" / "sft-safety" / "model.safetensors")
+    started = load_file(start / "model.safetensors")
+    assert landed.keys() == started.keys() and all(torch.equal(landed[k], started[k]) for k in started)
