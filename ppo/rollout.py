@@ -107,8 +107,9 @@ class PackedRows:
     """The real tokens of a RolloutBatch's rows laid end to end, without padding, in as few rows as hold the
     longest of them (first fit, longest first). Position ids restart at each sequence's first token, so with
     no attention mask transformers keeps each sequence's attention to itself (as in padding-free SFT). About
-    half the columns of a rollout batch of the built-in world's prompts are padding otherwise; and unlike one
-    long row, rows no longer than the longest sequence keep attention from scoring pairs across sequences."""
+    half the columns of a rollout batch of the built-in world's prompts are padding otherwise. Attention scores
+    every pair of a row's columns, masked or not: rows no longer than the longest sequence keep the pairs across
+    sequences few, where one long row made them most of its attention."""
 
     input_ids: Tensor  # (packed rows, columns); the columns after a packed row's last sequence hold token 0
     position_ids: Tensor  # (packed rows, columns)
@@ -207,7 +208,7 @@ def policy_logprobs(
     model, batch: RolloutBatch, temperature: float, layout: str = "padded", entropy: bool = False
 ) -> tuple[Tensor, Tensor | None]:
     """(log-probs of the answer tokens, their entropies in nats or None) under ``model``, both (rows, width),
-    computed on one packed row or on the padded batch (``layout``: auto | packed | padded). Packed, the
+    computed on packed rows or on the padded batch (``layout``: auto | packed | padded). Packed, the
     log-softmax runs over the answer tokens alone, never over a (rows, width, vocabulary) tensor."""
     if lays_out_packed(layout, batch):
         packed = pack_rows(batch)
