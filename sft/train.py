@@ -122,7 +122,10 @@ def main(cfg: DictConfig) -> None:
         log.warning("context distillation kept no answer: %s is the starting policy, untrained", stage.name)
         metrics["train_skipped"] = "context distillation kept no answer"
     else:
-        raise ValueError(f"SFT: no training dialogs left in {describe(cfg.data)}")
+        raise ValueError(
+            f"SFT: no training dialog of {describe(cfg.data)} fits model.max_length={cfg.model.max_length} "
+            "(longer ones are skipped, not truncated)"
+        )
     if not is_main_process():
         return
     model = save_model_stage(model, tokenizer_path, stage, cfg.peft.merge_at_save, encoder)

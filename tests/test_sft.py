@@ -145,3 +145,12 @@ def test_two_process_ddp_on_cpu_ends_with_identical_replicas(tmp_path):
     assert metrics["replicas_identical"] is True
     # 64 dialogs, 4 per process, 2 processes -> 8 steps per epoch (not 16, which one process alone would take)
     assert metrics["global_step"] == 8
+
+
+def test_no_dialog_short_enough_is_an_error_naming_max_length(tmp_path):
+    result = sft(
+        tmp_path, "data.max_train_samples=16", "eval.oracle=false", "model.max_length=8", check=False
+    )
+    assert result.returncode != 0
+    assert "fits model.max_length=8" in result.stderr
+    assert not (tmp_path / "default" / "sft").exists()
