@@ -232,7 +232,7 @@ def run_ours(args, workdir: Path) -> dict:
     scorer = RewardScorer(reward, encoder, batch_size=args.batch)
     dialogs = setup["dialogs"][: args.batch]
     moments, shuffle = RunningMoments(), torch.Generator().manual_seed(args.seed)
-    stamps, scores = [time.perf_counter()], []
+    stamps, scores, phases = [time.perf_counter()], [], {}
     # What ppo/train.py's `compute()` enters with model.cpu_bf16_autocast on a CPU with native bf16.
     compute = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
     for iteration in range(args.iterations):
@@ -243,9 +243,12 @@ def run_ours(args, workdir: Path) -> dict:
             logprobs=True,
         )
         with compute:
+            phase = time.perf_counter()
             completions = [c[0] for c in generator.generate(dialogs, params)]
+            phase = clock(phases, "generate", phase)
             # As ppo/train.py: an empty answer (EOS at once) gets the empty-answer score, not an error.
             raw = score_answers(scorer, dialogs, [c.text for c in completions])
+            phase = clock(phases, "score", phase)
             batch = pack_sequences(
                 setup["ids"][: args.batch], [c.token_ids for c in completions], setup["pad"], encoder.eos_id
             )
@@ -259,15 +262,28 @@ def run_ours(args, workdir: Path) -> dict:
                 cfg.micro_batch_size,
                 recorded_logprobs(completions, batch),
             )
+            phase = clock(phases, "rollout_forwards", phase)
             score, _ = sequence_scores(raw, None, torch.zeros(len(raw), dtype=torch.bool), batch, cfg)
             if iteration == 0 and args.value_init == "reward":  # as ppo/train.py does
                 calibrate_value_head(value, score)
             rollout, moments = finish_rollout(batch, forwards, score, moments, cfg)
             ppo_update(learner, out_of_inference_mode(rollout), cfg, shuffle)
+            clock(phases, "update", phase)
         scores.append(raw.mean().item())
         stamps.append(time.perf_counter())
     policy.save_pretrained(workdir / "ours-final")
-    return summary(stamps, scores)
+    # Our side's seconds per phase, median over iterations 2..N (printed by --side ours, for profiling).
+    return {
+        **summary(stamps, scores),
+        "phase_seconds": {k: statistics.median(v[1:] or v) for k, v in phases.items()},
+    }
+
+
+def clock(phases: dict[str, list[float]], name: str, since: float) -> float:
+    """Add the seconds since ``since`` to phase ``name``; return now, the next phase's start."""
+    now = time.perf_counter()
+    phases.setdefault(name, []).append(now - since)
+    return now
 
 
 class LocalBackward:

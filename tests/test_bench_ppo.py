@@ -25,6 +25,9 @@ def test_our_side_runs_from_its_script_path(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["seconds_per_iteration"] > 0 and len(summary["scores"]) == 2
+    phases = summary["phase_seconds"]
+    assert set(phases) == {"generate", "score", "rollout_forwards", "update"}
+    assert all(seconds > 0 for seconds in phases.values())
     assert (tmp_path / "ours-final" / "model.safetensors").is_file()
     # One scorer for all: the same weights under another name read exactly the same.
     shutil.copytree(tmp_path / "policy", tmp_path / "trl-final")
