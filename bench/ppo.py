@@ -78,7 +78,7 @@ def parse_args(argv):
         choices=["reward", "policy"],
         default="reward",
         help="both sides' value model starts from the reward model, or from the policy with a new head "
-        "(train.value_init; the tiny config: the RM for plain PPO, the policy for +experiment=safety)",
+        "(train.value_init; the tiny config of ppo/train.py starts it from the policy)",
     )
     parser.add_argument(
         "--eval-samples",

@@ -17,6 +17,7 @@ SMALL = [
     "logger=none",
     "train.iterations=3",
     "train.prompts_per_iteration=8",
+    "train.samples_per_prompt=2",
     "train.mini_batch_size=4",
     "train.micro_batch_size=4",
     "train.max_new_tokens=8",
@@ -83,7 +84,7 @@ def test_killed_run_resumes_and_lands_the_stage_contract(root):
     assert metrics["resumed_from_iteration"] >= 1
     assert [row["iteration"] for row in metrics["iterations"]] == [0, 1, 2]
     # The whitening statistics survived the kill: they have seen every answer of all three iterations.
-    assert metrics["whitening"]["count"] == 3 * 8
+    assert metrics["whitening"]["count"] == 3 * 8 * 2  # iterations x prompts x samples a prompt
     assert metrics["init_from"] == str(run / "sft") and set(metrics["reward_models"]) == {"helpfulness"}
     row = metrics["iterations"][1]
     for key in ("reward/score", "reward/whitened", "kl/sequence", "policy/entropy", "train/clip_fraction",
@@ -108,7 +109,7 @@ def test_safety_experiment_mixes_safety_prompts_and_uses_both_reward_models(root
     row = metrics["iterations"][0]
     assert "reward/safety_raw" in row
     assert row["reward/used_safety_rate"] >= 0.5  # the safety-tagged half always takes the safety RM
-    assert row["response/answers"] == 8 * 4  # the tiny safety run samples 4 answers to each of the 8 prompts
+    assert row["response/answers"] == 8 * 2  # train.samples_per_prompt=2 answers to each of the 8 prompts
 
 
 @pytest.mark.slow

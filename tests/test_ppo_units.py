@@ -579,15 +579,15 @@ def test_tiny_settings_differ_by_experiment_and_the_command_line_wins():
     import ppo.config  # noqa: F401
 
     conf = str(TINY_TOKENIZER_DIR.parents[1] / "conf")
-    keys = ("samples_per_prompt", "baseline", "value_init", "lr", "iterations")
+    keys = ("prompts_per_iteration", "mini_batch_size", "lr", "samples_per_prompt", "baseline", "value_init")
     with initialize_config_dir(config_dir=conf, version_base=None):
         plain = compose("ppo").train
         safety = compose("ppo", overrides=["+experiment=safety"]).train
         mine = compose("ppo", overrides=["+experiment=safety", "train.lr=3e-5"]).train
         unknown = compose("ppo")
-    assert tuple(plain[k] for k in keys) == (1, "none", "reward", 5e-5, 30)
-    assert tuple(safety[k] for k in keys) == (4, "prompt_mean", "policy", 1e-4, 40)
-    assert (mine.lr, mine.samples_per_prompt) == (3e-5, 4)
+    assert tuple(plain[k] for k in keys) == (32, 64, 5e-5, 4, "prompt_mean", "policy")
+    assert tuple(safety[k] for k in keys) == (16, 32, 1e-4, 4, "prompt_mean", "policy")
+    assert (mine.lr, mine.prompts_per_iteration) == (3e-5, 16)
     unknown.experiment = "harmless"
     with pytest.raises(Exception, match="experiment: 'harmless' has no PPO variant"):
         check_train_config(unknown.train)
@@ -611,3 +611,55 @@ def test_reward_models_are_chosen_under_reward_as_in_rejection_sampling():
         )
         with pytest.raises(ConfigCompositionException, match="helpfulness_rm"):
             compose("ppo", overrides=["helpfulness_rm=/rm/h"])
+
+
+# ---------------------------------------------------------------- the loop learns
+
+
+def ppo_loop(reward_of_tokens, iterations: int, seed: int = 0) -> list[float]:
+    """Sample, score with ``reward_of_tokens(answer ids) -> float``, roll out and update, as ppo/train.py
+    does (old log-probs from the decoding, running whitening, GAE, clipped losses); the mean reward of each
+    iteration's answers."""
+    torch.manual_seed(seed)
+    encoder = ChatEncoder.from_path(TINY_TOKENIZER_DIR)
+    vocab = encoder.tokenizer.vocab_size
+    policy = no_dropout(load_causal_lm(SMALL, None, seed=seed, vocab_size=vocab))
+    reference = freeze(load_causal_lm(SMALL, None, seed=seed, vocab_size=vocab))
+    value = ValueModel(
+        no_dropout(load_sequence_classifier(SMALL, None, seed=seed + 1, pad_token_id=0, vocab_size=vocab))
+    )
+    cfg = train_cfg(lr=1e-2, mini_batch_size=16, micro_batch_size=8, weight_decay=0.0)
+    learner, moments = learner_for(policy, value, cfg), RunningMoments()
+    generator, shuffle = HFGenerator(policy, encoder, batch_size=32), torch.Generator().manual_seed(seed)
+    dialogs = [[{"role": "user", "content": f"Question {i}?"}] for i in range(8)]
+    prompts = [encoder.encode_for_generation(d) for d in dialogs for _ in range(4)]
+    means = []
+    for iteration in range(iterations):
+        params = SamplingParams(max_new_tokens=4, temperature=1.0, num_samples=4, seed=iteration, logprobs=True)
+        completions = [c for samples in generator.generate(dialogs, params) for c in samples]
+        batch = pack_sequences(prompts, [c.token_ids for c in completions], 0, encoder.eos_id)
+        score = T([reward_of_tokens(c.token_ids) for c in completions])
+        means.append(score.mean().item())
+        forwards = rollout_forwards(
+            policy, reference, value, batch, 1.0, recorded=recorded_logprobs(completions, batch)
+        )
+        rollout, moments = finish_rollout(batch, forwards, score, moments, cfg)
+        ppo_update(learner, out_of_inference_mode(rollout), cfg, shuffle)
+    return means
+
+
+@pytest.mark.slow
+def test_ppo_raises_a_learnable_reward_and_lowers_its_negation():
+    """End to end on a random tiny policy: the reward is the share of even token ids in the answer (about
+    half at the start). PPO must raise it, and lower it when the reward is negated: a sign, credit or
+    alignment error anywhere between the sampled tokens and the update fails one of the two."""
+
+    def even_share(ids):
+        return sum(i % 2 == 0 for i in ids) / len(ids)
+
+    up = ppo_loop(even_share, iterations=30)
+    down = ppo_loop(lambda ids: -even_share(ids), iterations=30)
+    first, last = (lambda m: sum(m[:5]) / 5), (lambda m: sum(m[-5:]) / 5)
+    assert 0.3 < first(up) < 0.7 and 0.3 < -first(down) < 0.7
+    assert last(up) > first(up) + 0.25, up
+    assert -last(down) < -first(down) - 0.25, down
