@@ -635,7 +635,9 @@ def ppo_loop(reward_of_tokens, iterations: int, seed: int = 0) -> list[float]:
     prompts = [encoder.encode_for_generation(d) for d in dialogs for _ in range(4)]
     means = []
     for iteration in range(iterations):
-        params = SamplingParams(max_new_tokens=4, temperature=1.0, num_samples=4, seed=iteration, logprobs=True)
+        params = SamplingParams(
+            max_new_tokens=4, temperature=1.0, num_samples=4, seed=iteration, logprobs=True
+        )
         completions = [c for samples in generator.generate(dialogs, params) for c in samples]
         batch = pack_sequences(prompts, [c.token_ids for c in completions], 0, encoder.eos_id)
         score = T([reward_of_tokens(c.token_ids) for c in completions])
