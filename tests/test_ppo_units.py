@@ -653,8 +653,8 @@ def ppo_loop(reward_of_tokens, iterations: int, seed: int = 0) -> list[float]:
 @pytest.mark.slow
 def test_ppo_raises_a_learnable_reward_and_lowers_its_negation():
     """End to end on a random tiny policy: the reward is the share of even token ids in the answer (about
-    half at the start). PPO must raise it, and lower it when the reward is negated: a sign, credit or
-    alignment error anywhere between the sampled tokens and the update fails one of the two."""
+    half at the start). PPO must raise it, and lower it when the reward is negated: a flipped sign, or
+    advantages that never reach the sampled tokens' log-probs, fails it (a flipped policy-loss sign did)."""
 
     def even_share(ids):
         return sum(i % 2 == 0 for i in ids) / len(ids)
