@@ -409,6 +409,7 @@ def test_optimizer_takes_the_configured_adamw_settings():
         1e-5,
         0.1,
     )
+    assert group["fused"]  # the one-pass kernel where the parameters' device has it (CPU, CUDA)
 
 
 def test_lora_reference_is_the_same_model_with_adapters_disabled():
