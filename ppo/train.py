@@ -104,6 +104,11 @@ def heldout_reward(policy, encoder, rms: RewardModels, heldout, cfg: DictConfig)
     return combine_rewards(helpful, safety, is_safety, cfg.train.safety_threshold)[0].mean().item()
 
 
+def oracle_row(oracle: dict) -> dict:
+    """An oracle evaluation as the `oracle/*` entries of an iteration's row."""
+    return {f"oracle/{k}": v for k, v in oracle.items() if isinstance(v, float)}
+
+
 def check_kl(kl: float, iteration: int, cfg: DictConfig, stage: Stage) -> None:
     """Stop at a KL spike; the newest checkpoint holds the policy that spiked, so it is set aside."""
     if kl <= cfg.train.kl_max:
@@ -280,9 +285,10 @@ def main(cfg: DictConfig) -> None:
             with compute():
                 row["heldout/reward"] = heldout_reward(raw_policy, encoder, rms, heldout, cfg)
             stopping = stopping.update(row["heldout/reward"], cfg.early_stop.min_delta)
-            if use_oracle:
+            # The last iteration's point of the curve is oracle.after (the same policy): measured once.
+            if use_oracle and iteration < train.iterations - 1:
                 oracle_now, _ = oracle_metrics(raw_policy, encoder, world, cfg.eval)
-                row.update({f"oracle/{k}": v for k, v in oracle_now.items() if isinstance(v, float)})
+                row.update(oracle_row(oracle_now))
         history.append(row)
         tracker.log(row, step=iteration)
         if iteration % 10 == 0 or iteration == train.iterations - 1:
@@ -335,6 +341,8 @@ def main(cfg: DictConfig) -> None:
         metrics["oracle.before"] = state["oracle.before"]
         metrics["oracle.after"], samples = oracle_metrics(model, encoder, world, cfg.eval)
         tracker.log_table("samples/after", ["prompt", "answer"], samples)
+        if "heldout/reward" in history[-1] and "oracle/helpfulness" not in history[-1]:
+            history[-1].update(oracle_row(metrics["oracle.after"]))
     tracker.summary({k: v for k, v in metrics.items() if k != "iterations"})
     land_stage(stage, cfg, base=str(start), data=describe(cfg.data), metrics=metrics)
     tracker.finish()

@@ -100,10 +100,18 @@ def test_killed_run_resumes_and_lands_the_stage_contract(root):
 def test_safety_experiment_mixes_safety_prompts_and_uses_both_reward_models(root):
     run = make_run(root, "safety")
     result = ppo(
-        root, "run.name=safety", "+experiment=safety", "prompts.safety_share=0.5", "train.iterations=1"
+        root,
+        "run.name=safety",
+        "+experiment=safety",
+        "prompts.safety_share=0.5",
+        "train.iterations=1",
+        "early_stop.every=1",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run / "ppo-safety" / "metrics.json").read_text())
+    # The last iteration's point of the oracle curve is oracle.after, measured once: before and after only.
+    assert metrics["iterations"][-1]["oracle/helpfulness"] == metrics["oracle.after"]["helpfulness"]
+    assert (result.stdout + result.stderr).count("[pipeline.oracle_eval][INFO] - oracle:") == 2
     assert set(metrics["reward_models"]) == {"helpfulness", "safety"}
     assert metrics["init_from"] == str(run / "sft")
     row = metrics["iterations"][0]
