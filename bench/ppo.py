@@ -1,20 +1,21 @@
 """Our PPO against the last upstream one (trl 1.12.0, `trl.experimental.ppo.PPOTrainer`), same settings.
 
     python bench/ppo.py                      # creates /tmp/trl112-venv on first use (pip install trl==1.12.0)
-    python bench/ppo.py --iterations 8 --threads 2 --venv bench/.venv
-    python bench/ppo.py --precision fp32     # float32 on both sides (default: as ppo/train.py computes here)
-    python bench/ppo.py --policy runs/default/sft --reward runs/default/reward/helpfulness \
-        --prompts runs/_world/world-seed0/prompts/train.jsonl    # trained models: a reward gain that means something
+    python bench/ppo.py --run runs/exp1      # a pipeline run's trained models (default: runs/default if there)
+    python bench/ppo.py --random-init        # tiny random-init models: speed only
+    python bench/ppo.py --samples-per-prompt 4 --value-init policy   # the tiny PPO config's way of sampling
+    python bench/ppo.py --precision fp32 --seeds 0,1,2,3 --venv bench/.venv
 
-Both sides get the same tiny Llama policy (hidden 256, 4 layers; random init unless --policy) and reference
-copy, the same reward model, the same value model (from the reward model, or with --value-init policy from the
-policy with a new head), the same prompts, batch size, response length,
-stopping at EOS, PPO epochs, mini-batches, learning rate and KL coefficient; each runs in its own process
-(trl 1.12 in a virtual environment created here with --system-site-packages, so torch and transformers are
-the same). Printed: median seconds per iteration (iterations 2..N), peak resident memory of each process,
-each side's own reward gain (mean RM score over the last quarter of the iterations minus that over the first
-quarter), the reward gain of each side's last policy under one scorer (--eval-samples answers to each prompt,
-sampled and scored the same way for the starting policy and both last ones) and, last, the speed ratio.
+Both sides get the same policy and reference copy (a pipeline run's newest policy before PPO, or a tiny random
+Llama), the same reward model, the same value model (from the reward model, or with --value-init policy from
+the policy with a new head), the same prompts, answers per prompt, batch size, response length, stopping at
+EOS, PPO epochs, mini-batches, learning rate and KL coefficient; each runs in its own process (trl 1.12 in a
+virtual environment created here with --system-site-packages, so torch and transformers are the same), once
+per seed. Printed per seed and side: median seconds per iteration (iterations 2..N), peak resident memory, the
+side's own reward gain (mean RM score over the last quarter of the iterations minus the first quarter's) and
+the gain of its last policy under one scorer (--eval-samples answers to each prompt, sampled and scored the
+same way for the starting policy and every last one); then each side's mean gain under that scorer over the
+seeds and, last, the speed ratio of the median seconds per iteration.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(REPO)
 TRL_VERSION = "1.12.0"
+DEFAULT_RUN = "runs/default"  # relative to the working directory, as the stages write it
 QUESTIONS = [
     "What is the capital of France?", "Name a color of the sky.", "How many legs has a cat?",
     "Say hello to me politely.", "What is two plus three?", "Name a fruit that is yellow.",
@@ -50,7 +52,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--iterations", type=int, default=8)
+    parser.add_argument("--iterations", type=int, default=16)
     parser.add_argument("--batch", type=int, default=16, help="prompts per iteration")
     parser.add_argument("--mini-batches", type=int, default=2)
     parser.add_argument("--response-length", type=int, default=32)
@@ -58,7 +60,24 @@ def parse_args(argv):
     parser.add_argument("--kl-coef", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
-        "--seed", type=int, default=0, help="sampling and shuffling seed of both sides (models stay the same)"
+        "--seeds",
+        type=seed_list,
+        default=[0, 1, 2],
+        help="sampling and shuffling seeds, comma-separated: both sides run once per seed on the same models, "
+        "and the reward gains are compared by their mean over the seeds (one run's gain swings with the seed)",
+    )
+    parser.add_argument("--seed", type=int, help="one seed (the same as --seeds S)")
+    parser.add_argument(
+        "--samples-per-prompt",
+        type=int,
+        default=1,
+        help="answers to each prompt per iteration: ours samples them together, trl gets each prompt this many "
+        "times in one batch (the same answers per iteration and per mini-batch on both sides)",
+    )
+    parser.add_argument(
+        "--baseline",
+        choices=["none", "prompt_mean"],
+        help="our train.baseline (default: prompt_mean with --samples-per-prompt > 1, as the tiny PPO config)",
     )
     parser.add_argument(
         "--precision",
@@ -83,8 +102,9 @@ def parse_args(argv):
     parser.add_argument(
         "--eval-samples",
         type=int,
-        default=8,
-        help="answers per prompt for the reward gain under one scorer (the starting and both last policies)",
+        default=48,
+        help="answers per prompt for the reward gain under one scorer (the starting and every last policy); "
+        "at 8 the same trained policy's gain read -0.16 and +0.04 at 48 (sampling noise)",
     )
     parser.add_argument("--venv", default="/tmp/trl112-venv")
     parser.add_argument(
@@ -96,9 +116,80 @@ def parse_args(argv):
     parser.add_argument(
         "--prompts", help="a prompt set (.jsonl); its first --batch non-safety prompts are used"
     )
+    parser.add_argument(
+        "--run",
+        help="a pipeline run folder (e.g. runs/default): its newest policy before PPO, its helpfulness reward "
+        "model and its built-in world's PPO prompts, where --policy / --reward / --prompts do not say otherwise "
+        f"(default: {DEFAULT_RUN} when it holds them and none of those flags is given)",
+    )
+    parser.add_argument(
+        "--random-init",
+        action="store_true",
+        help=f"the tiny random-init models even where {DEFAULT_RUN} holds a pipeline run (quicker; the reward "
+        "gain then says nothing: a random reward model's scores barely vary)",
+    )
     parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.seed is not None:
+        args.seeds = [args.seed]
+    args.seed = args.seeds[0]  # what a side runs with (main sets it per seed)
+    if args.baseline is None:
+        args.baseline = "prompt_mean" if args.samples_per_prompt > 1 else "none"
+    if args.baseline == "prompt_mean" and args.samples_per_prompt < 2:
+        parser.error("--baseline prompt_mean needs --samples-per-prompt >= 2")
+    if args.random_init and (args.run or args.policy or args.reward or args.prompts):
+        parser.error("--random-init leaves out --run, --policy, --reward and --prompts")
+    if args.run:
+        fill_from_run(args)
+    return args
+
+
+def seed_list(text: str) -> list[int]:
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--seeds {text!r}: not a comma-separated list of integers"
+        ) from None
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"--seeds {text!r}: a seed appears twice")
+    return seeds
+
+
+def use_default_run(args) -> bool:
+    """Take DEFAULT_RUN's trained models (set args from it, return True) when no models were chosen and that run
+    has them all: a reward gain means something only with a trained reward model."""
+    if args.run or args.random_init or args.policy or args.reward or args.prompts:
+        return False
+    try:
+        fill_from_run(argparse.Namespace(run=DEFAULT_RUN, policy=None, reward=None, prompts=None))
+    except SystemExit:
+        return False
+    args.run = DEFAULT_RUN
+    fill_from_run(args)
+    return True
+
+
+def fill_from_run(args) -> None:
+    """--policy, --reward and --prompts from a pipeline run folder where not given, as ppo/train.py finds them
+    (the newest policy stage before PPO; the world of data seed 0 under the run's root)."""
+    from pipeline.stage import find_policy
+
+    run = Path(args.run)
+    found = {
+        "policy": find_policy(argparse.Namespace(root=run.parent, name=run.name), before="ppo"),
+        "reward": run / "reward" / "helpfulness",
+        "prompts": run.parent / "_world" / "world-seed0" / "prompts" / "train.jsonl",
+    }
+    for name, path in found.items():
+        if getattr(args, name):
+            continue
+        if path is None or not path.exists():
+            raise SystemExit(
+                f"bench: --run {run}: no {name} there ({path or 'no finished sft or rejection sampling'})"
+            )
+        setattr(args, name, str(path))
 
 
 # ---------------------------------------------------------------- set-up shared by both sides
@@ -196,6 +287,7 @@ def run_ours(args, workdir: Path) -> dict:
     from ppo.ppo_models import ValueModel, freeze, no_dropout
     from ppo.rewards import RunningMoments
     from ppo.rollout import (
+        baselined,
         calibrate_value_head,
         finish_rollout,
         out_of_inference_mode,
@@ -214,12 +306,13 @@ def run_ours(args, workdir: Path) -> dict:
     reference = freeze(AutoModelForCausalLM.from_pretrained(workdir / "policy"))
     reward = freeze(AutoModelForSequenceClassification.from_pretrained(workdir / "reward"))
     value = ValueModel(no_dropout(AutoModelForSequenceClassification.from_pretrained(workdir / "value")))
+    answers = args.batch * args.samples_per_prompt  # per iteration
     cfg = argparse.Namespace(
         temperature=1.0, clip=0.2, value_clip=0.2, gamma=1.0, lam=0.95, kl_beta=args.kl_coef, kl_estimator="k1",
         whiten="running", safety_threshold=0.15, no_eos_penalty=None, no_eos_mode="subtract", length_penalty=0.0,
-        ppo_epochs=1, mini_batch_size=args.batch // args.mini_batches, micro_batch_size=args.batch // args.mini_batches,
+        ppo_epochs=1, mini_batch_size=answers // args.mini_batches, micro_batch_size=answers // args.mini_batches,
         max_grad_norm=1.0, adam_beta1=0.9, adam_beta2=0.999, adam_eps=1e-8, weight_decay=0.0,
-        layout=args.layout, samples_per_prompt=1, baseline="none",
+        layout=args.layout, samples_per_prompt=args.samples_per_prompt, baseline=args.baseline,
     )  # fmt: skip
     learner = Learner(
         policy,
@@ -228,9 +321,11 @@ def run_ours(args, workdir: Path) -> dict:
         make_optimizer(value, args.lr, cfg),
         LocalBackward(),
     )
-    generator = HFGenerator(policy, encoder, batch_size=args.batch)
-    scorer = RewardScorer(reward, encoder, batch_size=args.batch)
-    dialogs = setup["dialogs"][: args.batch]
+    generator = HFGenerator(policy, encoder, batch_size=answers)
+    scorer = RewardScorer(reward, encoder, batch_size=answers)
+    # One row per answer, a prompt's answers next to each other (as ppo/train.py lays them out).
+    dialogs = [d for d in setup["dialogs"][: args.batch] for _ in range(args.samples_per_prompt)]
+    prompt_ids = [ids for ids in setup["ids"][: args.batch] for _ in range(args.samples_per_prompt)]
     moments, shuffle = RunningMoments(), torch.Generator().manual_seed(args.seed)
     stamps, scores, phases = [time.perf_counter()], [], {}
     # What ppo/train.py's `compute()` enters with model.cpu_bf16_autocast on a CPU with native bf16.
@@ -239,18 +334,20 @@ def run_ours(args, workdir: Path) -> dict:
         params = SamplingParams(
             max_new_tokens=args.response_length,
             temperature=1.0,
+            num_samples=args.samples_per_prompt,
             seed=iteration + 1000 * args.seed,
             logprobs=True,
         )
         with compute:
             phase = time.perf_counter()
-            completions = [c[0] for c in generator.generate(dialogs, params)]
+            sampled = generator.generate(setup["dialogs"][: args.batch], params)
+            completions = [c for samples in sampled for c in samples]
             phase = clock(phases, "generate", phase)
             # As ppo/train.py: an empty answer (EOS at once) gets the empty-answer score, not an error.
             raw = score_answers(scorer, dialogs, [c.text for c in completions])
             phase = clock(phases, "score", phase)
             batch = pack_sequences(
-                setup["ids"][: args.batch], [c.token_ids for c in completions], setup["pad"], encoder.eos_id
+                prompt_ids, [c.token_ids for c in completions], setup["pad"], encoder.eos_id
             )
             forwards = rollout_forwards(
                 policy,
@@ -265,13 +362,13 @@ def run_ours(args, workdir: Path) -> dict:
             phase = clock(phases, "rollout_forwards", phase)
             score, _ = sequence_scores(raw, None, torch.zeros(len(raw), dtype=torch.bool), batch, cfg)
             if iteration == 0 and args.value_init == "reward":  # as ppo/train.py does
-                calibrate_value_head(value, score)
+                calibrate_value_head(value, baselined(score, cfg))
             rollout, moments = finish_rollout(batch, forwards, score, moments, cfg)
             ppo_update(learner, out_of_inference_mode(rollout), cfg, shuffle)
             clock(phases, "update", phase)
         scores.append(raw.mean().item())
         stamps.append(time.perf_counter())
-    policy.save_pretrained(workdir / "ours-final")
+    policy.save_pretrained(workdir / f"ours-final-{args.seed}")
     # Our side's seconds per phase, median over iterations 2..N (printed by --side ours, for profiling).
     return {
         **summary(stamps, scores),
@@ -332,14 +429,15 @@ def run_trl(args, workdir: Path) -> dict:
             if logs and "objective/scores" in logs:
                 scores.append(logs["objective/scores"])
 
-    ids = setup["ids"][: args.batch]
+    # Each prompt --samples-per-prompt times; one batch holds them all, so each iteration answers every copy.
+    ids = [ids for ids in setup["ids"][: args.batch] for _ in range(args.samples_per_prompt)]
     config = PPOConfig(
         output_dir=str(workdir / "trl-out"),
-        per_device_train_batch_size=args.batch // args.mini_batches,
+        per_device_train_batch_size=len(ids) // args.mini_batches,
         gradient_accumulation_steps=args.mini_batches,
         num_mini_batches=args.mini_batches,
         num_ppo_epochs=1,
-        total_episodes=args.batch * args.iterations,
+        total_episodes=len(ids) * args.iterations,
         response_length=args.response_length,
         stop_token="eos",
         temperature=1.0,
@@ -366,18 +464,18 @@ def run_trl(args, workdir: Path) -> dict:
         callbacks=[Clock()],
     )
     trainer.train()
-    trainer.policy_model.save_pretrained(workdir / "trl-final")
+    trainer.policy_model.save_pretrained(workdir / f"trl-final-{args.seed}")
     return summary(stamps, scores)
 
 
 # ---------------------------------------------------------------- one scorer for both sides
 
 
-def same_scorer_means(args, workdir: Path) -> dict[str, float]:
-    """Mean RM score of the answers of the starting policy and of each side's last one, all sampled and read
-    the same way (our generator, our scorer, float32, one seed): the sides' own per-iteration scores differ
-    in how they read the RM (trl scores the generated ids as they are, ours re-encodes the dialog), so only
-    this compares their gains with each other."""
+def same_scorer_means(args, workdir: Path, names: list[str]) -> dict[str, float]:
+    """Mean RM score of the answers of the policies saved under `names` in the workdir (the starting one and
+    each side's last ones), all sampled and read the same way (our generator, our scorer, float32, one seed):
+    the sides' own per-iteration scores differ in how they read the RM (trl scores the generated ids as they
+    are, ours re-encodes the dialog), so only this compares their gains with each other."""
     import torch
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
@@ -395,7 +493,7 @@ def same_scorer_means(args, workdir: Path) -> dict[str, float]:
         max_new_tokens=args.response_length, temperature=1.0, num_samples=args.eval_samples, seed=4321
     )
     means = {}
-    for name in ("policy", "trl-final", "ours-final"):
+    for name in names:
         model = freeze(AutoModelForCausalLM.from_pretrained(workdir / name))
         sampled = HFGenerator(model, encoder, batch_size=64).generate(dialogs, params)
         answered = [dialog for dialog, samples in zip(dialogs, sampled) for _ in samples]
@@ -421,6 +519,8 @@ def run_side(python: str, side: str, args, workdir: Path) -> dict:
         "seed",
         "value_init",
         "layout",
+        "samples_per_prompt",
+        "baseline",
     ):
         command += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
     env = {
@@ -445,36 +545,68 @@ def main(argv: list[str]) -> int:
         run = run_ours if args.side == "ours" else run_trl
         print(json.dumps(run(args, Path(args.workdir))))
         return 0
+    use_default_run(args)
     trl_python = ensure_venv(Path(args.venv))
+    sides = (("trl", f"trl {TRL_VERSION}", str(trl_python)), ("ours", "ours", sys.executable))
     with tempfile.TemporaryDirectory(prefix="ppo-bench-") as tmp:
         workdir = Path(tmp)
         build_models(workdir, args)
-        results = {
-            side: run_side(py, side, args, workdir)
-            for side, py in (("trl", str(trl_python)), ("ours", sys.executable))
-        }
-        means = same_scorer_means(args, workdir)
+        results = {}  # (side, seed) -> that run's summary
+        for seed in args.seeds:
+            args.seed = seed
+            for side, _, python in sides:
+                results[side, seed] = run_side(python, side, args, workdir)
+        finals = [f"{side}-final-{seed}" for side, _, _ in sides for seed in args.seeds]
+        means = same_scorer_means(args, workdir, ["policy", *finals])
     print(
-        f"settings: tiny Llama (hidden 256, 4 layers), {args.batch} prompts/iteration, response_length "
-        f"{args.response_length}, stop at EOS, 1 PPO epoch, {args.mini_batches} mini-batches, lr {args.lr}, "
-        f"kl {args.kl_coef}, {args.iterations} iterations, {args.threads} threads, {args.precision}, seed {args.seed}"
-        + f", our layout {args.layout}, value from the {args.value_init}"
+        f"settings: {models_in_use(args)}, "
+        f"{args.batch} prompts x {args.samples_per_prompt} answers/iteration, response_length {args.response_length}, "
+        f"stop at EOS, 1 PPO epoch, {args.mini_batches} mini-batches, lr {args.lr}, kl {args.kl_coef}, "
+        f"{args.iterations} iterations, {args.threads} threads, {args.precision}, value from the {args.value_init}; "
+        f"ours: layout {args.layout}, baseline {args.baseline}"
     )
-    for side, name in (("trl", f"trl {TRL_VERSION}"), ("ours", "ours")):
-        r = results[side]
-        print(
-            f"{name:>10}: {r['seconds_per_iteration']:.3f} s/iteration (median of iterations 2..N), "
-            f"peak RSS {r['peak_rss_mb']:.0f} MB, reward gain {r['reward_gain']:+.4f} "
-            f"(scores {r['scores'][0]:+.4f} at iteration 1, {r['scores'][-1]:+.4f} at the last)"
-        )
+    start = means["policy"]
+    gains = {side: [means[f"{side}-final-{seed}"] - start for seed in args.seeds] for side, _, _ in sides}
+    for index, seed in enumerate(args.seeds):
+        for side, name, _ in sides:
+            r = results[side, seed]
+            print(
+                f"seed {seed} {name:>10}: {r['seconds_per_iteration']:.3f} s/iteration (median of iterations 2..N), "
+                f"peak RSS {r['peak_rss_mb']:.0f} MB, own scores {r['scores'][0]:+.3f} at iteration 1, gain "
+                f"{r['reward_gain']:+.3f}; gain under one scorer {gains[side][index]:+.4f}"
+            )
     print(
-        f"reward gain under one scorer ({args.batch} prompts x {args.eval_samples} answers, last policy minus "
-        f"the starting one's {means['policy']:+.4f}): trl {means['trl-final'] - means['policy']:+.4f}, "
-        f"ours {means['ours-final'] - means['policy']:+.4f}"
+        f"reward gain under one scorer ({args.batch} prompts x {args.eval_samples} answers, last policy minus the "
+        f"starting one's {start:+.4f}), mean over seeds {','.join(map(str, args.seeds))}: "
+        + ", ".join(f"{name} {mean_and_spread(gains[side])}" for side, name, _ in sides)
     )
-    ratio = results["trl"]["seconds_per_iteration"] / results["ours"]["seconds_per_iteration"]
-    print(f"speed ratio (trl {TRL_VERSION} s/iteration / ours): {ratio:.2f}x")
+    medians = {
+        side: statistics.median(results[side, seed]["seconds_per_iteration"] for seed in args.seeds)
+        for side, _, _ in sides
+    }
+    print(
+        f"speed ratio (trl {TRL_VERSION} s/iteration / ours, medians over the seeds: "
+        f"{medians['trl']:.3f} / {medians['ours']:.3f}): {medians['trl'] / medians['ours']:.2f}x"
+    )
     return 0
+
+
+def models_in_use(args) -> str:
+    if args.policy:
+        return f"trained models from {args.policy}"
+    return (
+        "tiny random-init Llama (hidden 256, 4 layers; a random reward model's scores barely vary, so the reward "
+        f"gains say nothing: run the pipeline into {DEFAULT_RUN} or pass --run for trained models)"
+    )
+
+
+def mean_and_spread(values: list[float]) -> str:
+    """'+0.1234' for one value; with more, the mean and its standard error."""
+    if len(values) < 2:
+        return f"{values[0]:+.4f}"
+    return (
+        f"{statistics.mean(values):+.4f} (standard error {statistics.stdev(values) / len(values) ** 0.5:.4f})"
+    )
 
 
 if __name__ == "__main__":
