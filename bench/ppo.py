@@ -162,12 +162,12 @@ def use_default_run(args) -> bool:
     has them all: a reward gain means something only with a trained reward model."""
     if args.run or args.random_init or args.policy or args.reward or args.prompts:
         return False
+    found = argparse.Namespace(run=DEFAULT_RUN, policy=None, reward=None, prompts=None)
     try:
-        fill_from_run(argparse.Namespace(run=DEFAULT_RUN, policy=None, reward=None, prompts=None))
+        fill_from_run(found)
     except SystemExit:
         return False
-    args.run = DEFAULT_RUN
-    fill_from_run(args)
+    vars(args).update(vars(found))
     return True
 
 

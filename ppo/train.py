@@ -196,7 +196,9 @@ def main(cfg: DictConfig) -> None:
     world = world_dir(cfg.run, cfg.data) if use_oracle else None
     if use_oracle and "oracle.before" not in state:
         state["oracle.before"], samples = oracle_metrics(raw_policy, encoder, world, cfg.eval)
-        tracker.log_table("samples/before", ["prompt", "answer"], samples)
+        # At the first iteration's step: a table logged without one would move wandb past step 0, and wandb
+        # drops rows logged to an earlier step (iteration 0's metrics were lost that way).
+        tracker.log_table("samples/before", ["prompt", "answer"], samples, step=first_iteration)
 
     generator = make_generator(
         train.generation_backend, encoder=encoder, model=raw_policy, batch_size=train.generation_batch_size
@@ -340,9 +342,11 @@ def main(cfg: DictConfig) -> None:
     if use_oracle:
         metrics["oracle.before"] = state["oracle.before"]
         metrics["oracle.after"], samples = oracle_metrics(model, encoder, world, cfg.eval)
+        if history and "heldout/reward" in history[-1] and "oracle/helpfulness" not in history[-1]:
+            last_point = oracle_row(metrics["oracle.after"])  # the curve's last point (see the loop)
+            history[-1].update(last_point)
+            tracker.log(last_point, step=history[-1]["iteration"])  # before the table: wandb steps only rise
         tracker.log_table("samples/after", ["prompt", "answer"], samples)
-        if "heldout/reward" in history[-1] and "oracle/helpfulness" not in history[-1]:
-            history[-1].update(oracle_row(metrics["oracle.after"]))
     tracker.summary({k: v for k, v in metrics.items() if k != "iterations"})
     land_stage(stage, cfg, base=str(start), data=describe(cfg.data), metrics=metrics)
     tracker.finish()
