@@ -138,7 +138,9 @@ def parse_args(argv):
         args.baseline = "prompt_mean" if args.samples_per_prompt > 1 else "none"
     if args.baseline == "prompt_mean" and args.samples_per_prompt < 2:
         parser.error("--baseline prompt_mean needs --samples-per-prompt >= 2")
-    if args.random_init and (args.run or args.policy or args.reward or args.prompts):
+    if args.samples_per_prompt < 1:
+        parser.error(f"--samples-per-prompt must be >= 1, got {args.samples_per_prompt}")
+    if args.random_init and models_chosen(args):
         parser.error("--random-init leaves out --run, --policy, --reward and --prompts")
     if args.run:
         fill_from_run(args)
@@ -157,10 +159,14 @@ def seed_list(text: str) -> list[int]:
     return seeds
 
 
+def models_chosen(args) -> bool:
+    return bool(args.run or args.policy or args.reward or args.prompts)
+
+
 def use_default_run(args) -> bool:
     """Take DEFAULT_RUN's trained models (set args from it, return True) when no models were chosen and that run
     has them all: a reward gain means something only with a trained reward model."""
-    if args.run or args.random_init or args.policy or args.reward or args.prompts:
+    if args.random_init or models_chosen(args):
         return False
     found = argparse.Namespace(run=DEFAULT_RUN, policy=None, reward=None, prompts=None)
     try:

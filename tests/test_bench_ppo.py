@@ -64,6 +64,7 @@ def test_seeds_baseline_and_a_run_folder_on_the_command_line(tmp_path):
         ["--seeds", "1,1"],
         ["--baseline", "prompt_mean"],
         ["--random-init", "--run", "r"],
+        ["--samples-per-prompt", "0"],
     )
     for bad in bad_lines:
         with pytest.raises(SystemExit):
