@@ -292,16 +292,7 @@ def run_ours(args, workdir: Path) -> dict:
     from generation import HFGenerator, SamplingParams
     from ppo.ppo_models import ValueModel, freeze, no_dropout
     from ppo.rewards import RunningMoments
-    from ppo.rollout import (
-        baselined,
-        calibrate_value_head,
-        finish_rollout,
-        out_of_inference_mode,
-        pack_sequences,
-        recorded_logprobs,
-        rollout_forwards,
-        sequence_scores,
-    )
+    from ppo.rollout import collect_rollout, out_of_inference_mode, pack_sequences, sequence_scores
     from ppo.trainer import Learner, make_optimizer, ppo_update
     from reward.scoring import RewardScorer, score_answers
 
@@ -355,21 +346,19 @@ def run_ours(args, workdir: Path) -> dict:
             batch = pack_sequences(
                 prompt_ids, [c.token_ids for c in completions], setup["pad"], encoder.eos_id
             )
-            forwards = rollout_forwards(
+            score, _ = sequence_scores(raw, None, torch.zeros(len(raw), dtype=torch.bool), batch, cfg)
+            rollout, moments = collect_rollout(
                 policy,
                 reference,
                 value,
                 batch,
-                1.0,
-                cfg.layout,
-                cfg.micro_batch_size,
-                recorded_logprobs(completions, batch),
+                completions,
+                score,
+                moments,
+                cfg,
+                calibrate=iteration == 0 and args.value_init == "reward",
             )
             phase = clock(phases, "rollout_forwards", phase)
-            score, _ = sequence_scores(raw, None, torch.zeros(len(raw), dtype=torch.bool), batch, cfg)
-            if iteration == 0 and args.value_init == "reward":  # as ppo/train.py does
-                calibrate_value_head(value, baselined(score, cfg))
-            rollout, moments = finish_rollout(batch, forwards, score, moments, cfg)
             ppo_update(learner, out_of_inference_mode(rollout), cfg, shuffle)
             clock(phases, "update", phase)
         scores.append(raw.mean().item())

@@ -408,6 +408,37 @@ def finish_rollout(
     return rollout, moments
 
 
+def collect_rollout(
+    policy,
+    reference,
+    value_model,
+    batch: RolloutBatch,
+    completions,
+    score: Tensor,
+    moments: RunningMoments,
+    train_cfg,
+    every_score: Tensor | None = None,
+    calibrate: bool = False,
+) -> tuple[Rollout | None, RunningMoments]:
+    """The rollout of sampled and scored answers, as ppo/train.py, bench/ppo.py and the learning test take it:
+    the value head first calibrated to the scores when ``calibrate`` (the first iteration of a value model
+    from the RM), then the forwards (old log-probs from the decoding where it recorded them) and the rewards
+    and advantages. None when anything is NaN or inf (see ``finish_rollout``)."""
+    if calibrate:
+        calibrate_value_head(value_model, baselined(score if every_score is None else every_score, train_cfg))
+    forwards = rollout_forwards(
+        policy,
+        reference,
+        value_model,
+        batch,
+        train_cfg.temperature,
+        train_cfg.layout,
+        train_cfg.micro_batch_size,
+        recorded_logprobs(completions, batch),
+    )
+    return finish_rollout(batch, forwards, score, moments, train_cfg, every_score)
+
+
 def out_of_inference_mode(rollout: Rollout) -> Rollout:
     """Clones that autograd may save (the update multiplies the advantages into the loss)."""
     batch = RolloutBatch(**{f.name: getattr(rollout.batch, f.name).clone() for f in fields(rollout.batch)})

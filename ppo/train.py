@@ -43,13 +43,9 @@ from ppo.ppo_prompts import iteration_prompts, prompt_pools, split_heldout
 from ppo.ppo_scoring import EarlyStopping, RewardModels, load_reward_models
 from ppo.rewards import RunningMoments, combine_rewards
 from ppo.rollout import (
-    baselined,
-    calibrate_value_head,
-    finish_rollout,
+    collect_rollout,
     out_of_inference_mode,
     pack_sequences,
-    recorded_logprobs,
-    rollout_forwards,
     rollout_stats,
     sequence_scores,
 )
@@ -102,6 +98,12 @@ def heldout_reward(policy, encoder, rms: RewardModels, heldout, cfg: DictConfig)
         return helpful.mean().item()
     is_safety = torch.tensor([r.is_safety for r in heldout])
     return combine_rewards(helpful, safety, is_safety, cfg.train.safety_threshold)[0].mean().item()
+
+
+def curve_eval(eval_cfg: DictConfig) -> DictConfig:
+    """The oracle evaluation of the curve's points during training: eval's settings with
+    curve_samples_per_prompt answers a prompt."""
+    return OmegaConf.merge(eval_cfg, {"samples_per_prompt": eval_cfg.curve_samples_per_prompt})
 
 
 def oracle_row(oracle: dict) -> dict:
@@ -240,21 +242,18 @@ def main(cfg: DictConfig) -> None:
                 helpful.to(device), None if safety is None else safety.to(device), is_safety, batch, train
             )
             every_score = accelerator.gather(score) if accelerator.num_processes > 1 else None
-            if iteration == 0 and train.value_init == "reward":
-                calibrate_value_head(
-                    raw_value, baselined(score if every_score is None else every_score, train)
-                )
-            forwards = rollout_forwards(
+            rollout, moments = collect_rollout(
                 raw_policy,
                 reference,
                 raw_value,
                 batch,
-                train.temperature,
-                train.layout,
-                train.micro_batch_size,
-                recorded_logprobs(completions, batch),
+                completions,
+                score,
+                moments,
+                train,
+                every_score,
+                calibrate=iteration == 0 and train.value_init == "reward",
             )
-            rollout, moments = finish_rollout(batch, forwards, score, moments, train, every_score)
         scored = time.perf_counter()
 
         row = {"iteration": iteration}
@@ -289,7 +288,7 @@ def main(cfg: DictConfig) -> None:
             stopping = stopping.update(row["heldout/reward"], cfg.early_stop.min_delta)
             # The last iteration's point of the curve is oracle.after (the same policy): measured once.
             if use_oracle and iteration < train.iterations - 1:
-                oracle_now, _ = oracle_metrics(raw_policy, encoder, world, cfg.eval)
+                oracle_now, _ = oracle_metrics(raw_policy, encoder, world, curve_eval(cfg.eval))
                 row.update(oracle_row(oracle_now))
         history.append(row)
         tracker.log(row, step=iteration)

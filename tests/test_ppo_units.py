@@ -24,6 +24,7 @@ from ppo.rewards import RunningMoments
 from ppo.rollout import (
     baselined,
     calibrate_value_head,
+    collect_rollout,
     finish_rollout,
     first_fit_decreasing,
     lays_out_packed,
@@ -277,6 +278,26 @@ def test_value_head_calibration_maps_reward_scores_to_whitened_ones_and_is_saved
         torch.testing.assert_close(value_estimates(untouched, batch), raw)
     with pytest.raises(ValueError, match="positive std"):
         value.calibrate(0.0, 0.0)
+
+
+def test_a_calibrating_rollout_reads_its_values_from_the_calibrated_head():
+    """collect_rollout(calibrate=True) calibrates before the forwards, so the first iteration's values (and so
+    its advantages) already come from the calibrated head; without it the head is left alone."""
+    policy, value = small_models()
+    reference = freeze(small_models()[0])
+    batch, score = small_batch(), T([1.0, 5.0])  # mean 3, std 2 * sqrt(2)
+    unrecorded = [SimpleNamespace(token_logprobs=None)] * 2  # the policy forward gives the old log-probs
+    with torch.no_grad():
+        raw = value_estimates(value, batch)
+    plain, _ = collect_rollout(
+        policy, reference, value, batch, unrecorded, score, RunningMoments(), train_cfg()
+    )
+    calibrated, _ = collect_rollout(
+        policy, reference, value, batch, unrecorded, score, RunningMoments(), train_cfg(), calibrate=True
+    )
+    mask = batch.response_mask
+    torch.testing.assert_close(plain.values[mask], raw[mask])
+    torch.testing.assert_close(calibrated.values[mask], ((raw - 3.0) / (2.0 * math.sqrt(2)))[mask])
 
 
 def test_the_per_prompt_baseline_whitens_answers_against_their_siblings():
@@ -596,6 +617,24 @@ def test_tiny_settings_differ_by_experiment_and_the_command_line_wins():
     check_train_config(safety)
 
 
+def test_the_oracle_curve_takes_fewer_answers_a_prompt_than_before_and_after():
+    from hydra import compose, initialize_config_dir
+
+    from ppo.train import curve_eval
+
+    conf = str(TINY_TOKENIZER_DIR.parents[1] / "conf")
+    with initialize_config_dir(config_dir=conf, version_base=None):
+        cfg = compose("ppo", overrides=["eval.max_prompts=50"])
+        mine = compose("ppo", overrides=["eval.curve_samples_per_prompt=3"])
+        with pytest.raises(Exception, match="curve_sample_per_prompt"):
+            compose("ppo", overrides=["eval.curve_sample_per_prompt=3"])
+    curve = curve_eval(cfg.eval)
+    # oracle.before / oracle.after keep conf/ppo.yaml's 8 answers a prompt
+    assert (cfg.eval.samples_per_prompt, curve.samples_per_prompt) == (8, 2)
+    assert (curve.max_prompts, curve.seed, curve.temperature) == (50, cfg.eval.seed, cfg.eval.temperature)
+    assert curve_eval(mine.eval).samples_per_prompt == 3
+
+
 def test_reward_models_are_chosen_under_reward_as_in_rejection_sampling():
     from hydra import compose, initialize_config_dir
     from hydra.errors import ConfigCompositionException
@@ -643,10 +682,7 @@ def ppo_loop(reward_of_tokens, iterations: int, seed: int = 0) -> list[float]:
         batch = pack_sequences(prompts, [c.token_ids for c in completions], 0, encoder.eos_id)
         score = T([reward_of_tokens(c.token_ids) for c in completions])
         means.append(score.mean().item())
-        forwards = rollout_forwards(
-            policy, reference, value, batch, 1.0, recorded=recorded_logprobs(completions, batch)
-        )
-        rollout, moments = finish_rollout(batch, forwards, score, moments, cfg)
+        rollout, moments = collect_rollout(policy, reference, value, batch, completions, score, moments, cfg)
         ppo_update(learner, out_of_inference_mode(rollout), cfg, shuffle)
     return means
 
