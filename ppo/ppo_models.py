@@ -59,16 +59,17 @@ class ValueModel(nn.Module):
     def forward(
         self, input_ids: Tensor, attention_mask: Tensor | None, position_ids: Tensor, at: int | Tensor
     ) -> Tensor:
-        """V(s_t) for each of the last ``at`` tokens (an int): (rows, at); or, for a 1-D tensor ``at`` of indices
-        into the flattened (rows, columns) input, for the tokens there: (len(at),). s_t is what precedes token
-        t, so V is read where the logits predicting it are: one position earlier. (Read at token t itself, V
-        would have seen the action it is the baseline for, and every advantage would land one token early.)"""
+        """V(s_t) for each of the last ``at`` tokens (an int): (rows, at), read one position before each; or, for
+        a 1-D tensor ``at`` of indices into the flattened (rows, columns) input, read at those states: (len(at),)
+        (the caller passes each token's predecessor: see PackedRows.reads). s_t is what precedes token t, so V is
+        read where the logits predicting it are. (Read at token t itself, V would have seen the action it is the
+        baseline for, and every advantage would land one token early.)"""
         base = unwrap_peft(self.classifier)
         backbone = getattr(base, base.base_model_prefix)
         hidden = backbone(
             input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, use_cache=False
         ).last_hidden_state
-        kept = hidden[:, -at - 1 : -1] if isinstance(at, int) else hidden.flatten(0, 1)[at - 1]
+        kept = hidden[:, -at - 1 : -1] if isinstance(at, int) else hidden.flatten(0, 1)[at]
         head = base.score(kept).squeeze(-1).float()
         return (head - self.head_shift) / self.head_scale
 

@@ -105,15 +105,23 @@ def pack_sequences(
 @dataclass
 class PackedRows:
     """The real tokens of a RolloutBatch's rows laid end to end, without padding, in as few rows as hold the
-    longest of them (first fit, longest first). Position ids restart at each sequence's first token, so with
-    no attention mask transformers keeps each sequence's attention to itself (as in padding-free SFT). About
-    half the columns of a rollout batch of the built-in world's prompts are padding otherwise. Attention scores
-    every pair of a row's columns, masked or not: rows no longer than the longest sequence keep the pairs across
-    sequences few, where one long row made them most of its attention."""
+    longest of them (first fit, longest first). About half the columns of a rollout batch of the built-in
+    world's prompts are padding otherwise. Attention scores every pair of a row's columns, masked or not: rows
+    no longer than the longest sequence keep the pairs across sequences few, where one long row made them most
+    of its attention.
+
+    Rows whose prompts are the same tokens (a prompt's samples) share one copy of the prompt: its answers follow
+    it one after another, each attending to the prompt and to itself only, with positions continuing from the
+    prompt's end, so each answer sees exactly what it would see alone. With 4 samples of the built-in world's
+    prompts that is a third of the tokens. Sharing needs ``attention_mask`` (4-D, True where a column may
+    attend); without shared prompts it is None and position ids that restart at each sequence keep each one's
+    attention to itself (as in padding-free SFT), which lets transformers pick its padding-free kernels."""
 
     input_ids: Tensor  # (packed rows, columns); the columns after a packed row's last sequence hold token 0
     position_ids: Tensor  # (packed rows, columns)
+    attention_mask: Tensor | None  # (packed rows, 1, columns, columns) bool, or None (see above)
     answer_at: Tensor  # (answer tokens,): each one's index in the flattened packed tensor, row by row
+    reads: Tensor  # (answer tokens,): the index of the state that predicts it (its predecessor)
     kept_columns: Tensor  # the columns whose logits predict an answer token in some row (logits_to_keep)
     answer_in_kept: Tensor  # (answer tokens,): where its predicting logits land in (rows, kept columns)
     slots: Tensor  # (answer tokens,): where each lands in a flattened (rows, width) tensor
@@ -145,45 +153,85 @@ def first_fit_decreasing(lengths: list[int], capacity: int) -> list[list[int]]:
     return bins
 
 
-def pack_rows(batch: RolloutBatch) -> PackedRows:
-    real, device = batch.attention_mask.bool(), batch.input_ids.device
-    lengths = real.sum(1).tolist()
-    columns = max(lengths)
-    bins = first_fit_decreasing(lengths, columns)
-    # Each sequence's first index in the flattened packed tensor; a bin's sequences follow one another.
-    first = [0] * len(lengths)
-    for b, members in enumerate(bins):
-        offset = b * columns
-        for row in members:
-            first[row] = offset
-            offset += lengths[row]
-    # Row-major order on both sides: the real tokens of the batch, row by row, and where each goes.
-    dest = torch.cat([torch.arange(first[r], first[r] + n, device=device) for r, n in enumerate(lengths)])
-    # The columns after a bin's last sequence restart at position 0 too: a sequence of their own, which no
-    # real token attends to (they come after it).
-    position_ids = torch.arange(columns, device=device).repeat(len(bins), 1)
-    for b, members in enumerate(bins):
-        used = sum(lengths[r] for r in members)
-        position_ids[b, used:] = torch.arange(columns - used, device=device)
-    position_ids.view(-1)[dest] = batch.position_ids[real]
-    input_ids = torch.zeros(len(bins), columns, dtype=batch.input_ids.dtype, device=device)
-    input_ids.view(-1)[dest] = batch.input_ids[real]
+def prompt_groups(batch: RolloutBatch) -> list[list[int]]:
+    """The batch's rows grouped by their prompt tokens (padding aside), in order of first appearance."""
     prompt_cols = batch.input_ids.shape[1] - batch.width
-    is_answer = torch.zeros_like(real)
-    is_answer[:, prompt_cols:] = batch.response_mask
-    answer_at = dest[is_answer[real]]
-    # The position before each answer token predicts it; only those columns go through the lm_head.
-    predicting = (answer_at - 1) % columns
-    kept_columns = torch.unique(predicting)
-    packed_row = answer_at // columns
+    ids, real = batch.input_ids[:, :prompt_cols].cpu(), batch.attention_mask[:, :prompt_cols].bool().cpu()
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for row in range(ids.shape[0]):
+        groups.setdefault(tuple(ids[row][real[row]].tolist()), []).append(row)
+    return list(groups.values())
+
+
+def pack_rows(batch: RolloutBatch) -> PackedRows:
+    device, rows, total_cols = batch.input_ids.device, batch.input_ids.shape[0], batch.input_ids.shape[1]
+    prompt_cols = total_cols - batch.width
+    real = batch.attention_mask.bool().cpu()
+    answer_lengths = batch.response_mask.sum(1).tolist()
+    groups = prompt_groups(batch)
+    prompt_lengths = [int(real[members[0], :prompt_cols].sum()) for members in groups]
+    group_lengths = [
+        p + sum(answer_lengths[r] for r in members) for p, members in zip(prompt_lengths, groups)
+    ]
+    columns = max(group_lengths)
+    bins = first_fit_decreasing(group_lengths, columns)
+    # Per packed column: its group (-1 for filler), its branch (0 the prompt, k the group's k-th answer) and
+    # the flat index in the batch it is copied from; per row: its answer tokens' indices and their readers'.
+    group_of = torch.full((len(bins), columns), -1, dtype=torch.long)
+    branch_of = torch.zeros((len(bins), columns), dtype=torch.long)
+    source, dest = [], []
+    answer_at: list[Tensor] = [torch.empty(0, dtype=torch.long)] * rows
+    reads: list[Tensor] = [torch.empty(0, dtype=torch.long)] * rows
+    used = [0] * len(bins)  # real columns of each packed row
+    for b, members_of_bin in enumerate(bins):
+        column = 0
+        for g in members_of_bin:
+            first_row = groups[g][0]
+            prompt_src = real[first_row, :prompt_cols].nonzero().squeeze(1)
+            source.append(first_row * total_cols + prompt_src)
+            dest.append(b * columns + column + torch.arange(len(prompt_src)))
+            group_of[b, column : column + len(prompt_src)] = g
+            column += len(prompt_src)
+            last_prompt = b * columns + column - 1
+            for k, row in enumerate(groups[g], start=1):
+                n = answer_lengths[row]
+                source.append(row * total_cols + prompt_cols + torch.arange(n))
+                dest.append(b * columns + column + torch.arange(n))
+                group_of[b, column : column + n] = g
+                branch_of[b, column : column + n] = k
+                answer_at[row] = b * columns + column + torch.arange(n)
+                reads[row] = torch.cat([torch.tensor([last_prompt]), answer_at[row][:-1]])
+                column += n
+        used[b] = column
+    source, dest = torch.cat(source).to(device), torch.cat(dest).to(device)
+    # The columns after a packed row's last sequence restart at position 0 too: a sequence of their own, which
+    # no real token attends to (they come after it).
+    position_ids = torch.arange(columns, device=device).repeat(len(bins), 1)
+    for b, real_columns in enumerate(used):
+        position_ids[b, real_columns:] = torch.arange(columns - real_columns, device=device)
+    position_ids.view(-1)[dest] = batch.position_ids.flatten()[source]
+    input_ids = torch.zeros(len(bins), columns, dtype=batch.input_ids.dtype, device=device)
+    input_ids.view(-1)[dest] = batch.input_ids.flatten()[source]
+    attention_mask = None
+    if any(len(members) > 1 for members in groups):
+        causal = torch.ones(columns, columns, dtype=torch.bool).tril()
+        same_group = group_of[:, :, None] == group_of[:, None, :]
+        own_branch = (branch_of[:, None, :] == 0) | (branch_of[:, :, None] == branch_of[:, None, :])
+        attention_mask = (causal & same_group & own_branch).unsqueeze(1).to(device)
+    answer_at_all, reads_all = torch.cat(answer_at).to(device), torch.cat(reads).to(device)
+    # Only the reading columns go through the lm_head.
+    kept_columns = torch.unique(reads_all % columns)
     return PackedRows(
         input_ids=input_ids,
         position_ids=position_ids,
-        answer_at=answer_at,
+        attention_mask=attention_mask,
+        answer_at=answer_at_all,
+        reads=reads_all,
         kept_columns=kept_columns,
-        answer_in_kept=packed_row * len(kept_columns) + torch.searchsorted(kept_columns, predicting),
+        answer_in_kept=(reads_all // columns) * len(kept_columns)
+        + torch.searchsorted(kept_columns, reads_all % columns),
         slots=batch.response_mask.flatten().nonzero().squeeze(1),
-        rows=batch.input_ids.shape[0],
+        rows=rows,
         width=batch.width,
     )
 
@@ -191,8 +239,12 @@ def pack_rows(batch: RolloutBatch) -> PackedRows:
 def packing_pays(batch: RolloutBatch) -> bool:
     """True when packing needs fewer rows than the batch has: its rows are no longer than the padded ones, so
     it then costs fewer FLOPs in the matmuls (fewer columns in all) and in attention (a row's attention scores
-    every pair of its columns). Rows of similar lengths, each longer than half the longest, never pack."""
+    every pair of its columns). A prompt's samples always pack (they share it); rows of different prompts and
+    similar lengths, each longer than half the longest, never do."""
     lengths = batch.attention_mask.sum(1).tolist()
+    groups = prompt_groups(batch)
+    if len(groups) < len(lengths):
+        return True
     return len(first_fit_decreasing(lengths, max(lengths))) < len(lengths)
 
 
@@ -214,6 +266,7 @@ def policy_logprobs(
         packed = pack_rows(batch)
         logits = model(
             input_ids=packed.input_ids,
+            attention_mask=packed.attention_mask,
             position_ids=packed.position_ids,
             logits_to_keep=packed.kept_columns,
             use_cache=False,
@@ -232,7 +285,9 @@ def value_estimates(value_model, batch: RolloutBatch, layout: str = "padded") ->
     """V(s_t) for each answer token t, read from the state before it: (rows, width)."""
     if lays_out_packed(layout, batch):
         packed = pack_rows(batch)
-        return packed.unpack(value_model(packed.input_ids, None, packed.position_ids, packed.answer_at))
+        return packed.unpack(
+            value_model(packed.input_ids, packed.attention_mask, packed.position_ids, packed.reads)
+        )
     return value_model(batch.input_ids, batch.attention_mask, batch.position_ids, batch.width)
 
 

@@ -128,16 +128,38 @@ def test_first_fit_decreasing_by_hand():
 
 def test_pack_rows_by_hand():
     # Sequences of 6, 2 and 3 tokens in rows of 6 columns: row 0 alone, then row 2 and row 1 together.
-    batch = pack_sequences([[1, 5, 6, 7], [1], [1]], [[8, 2], [9], [10, 11]], pad_id=0, eos_id=2)
+    batch = pack_sequences([[1, 5, 6, 7], [1], [4]], [[8, 2], [9], [10, 11]], pad_id=0, eos_id=2)
     packed = pack_rows(batch)
-    assert packed.input_ids.tolist() == [[1, 5, 6, 7, 8, 2], [1, 10, 11, 1, 9, 0]]
+    assert packed.input_ids.tolist() == [[1, 5, 6, 7, 8, 2], [4, 10, 11, 1, 9, 0]]
     assert packed.position_ids.tolist() == [[0, 1, 2, 3, 4, 5], [0, 1, 2, 0, 1, 0]]
+    assert packed.attention_mask is None  # no prompt repeats: position ids keep the sequences apart
     assert packed.answer_at.tolist() == [4, 5, 10, 7, 8]  # row by row, in the flattened (2, 6) tensor
     assert packed.input_ids.flatten()[packed.answer_at].tolist() == [8, 2, 9, 10, 11]
+    assert packed.reads.tolist() == [3, 4, 9, 6, 7]  # each answer token's predecessor
     # Their predicting columns (3, 4, 3, 0, 1) go through the lm_head once each: kept 0, 1, 3, 4.
     assert packed.kept_columns.tolist() == [0, 1, 3, 4]
     assert packed.answer_in_kept.tolist() == [2, 3, 6, 4, 5]
     assert packed.unpack(T([1.0, 2.0, 3.0, 4.0, 5.0])).tolist() == [[1.0, 2.0], [3.0, 0.0], [4.0, 5.0]]
+
+
+def test_samples_of_one_prompt_share_it_by_hand():
+    # Rows 0 and 1 answer the prompt [1, 5]: one copy of it, then answer 0 (8, 2), then answer 1 (9), which
+    # sees the prompt and itself only and takes the positions it would have alone (2, not 4).
+    batch = pack_sequences([[1, 5], [1, 5], [1, 7]], [[8, 2], [9], [10, 11, 2]], pad_id=0, eos_id=2)
+    packed = pack_rows(batch)
+    assert packed.input_ids.tolist() == [[1, 5, 8, 2, 9], [1, 7, 10, 11, 2]]
+    assert packed.position_ids.tolist() == [[0, 1, 2, 3, 2], [0, 1, 2, 3, 4]]
+    t, f = True, False
+    assert packed.attention_mask[:, 0].tolist() == [
+        [[t, f, f, f, f], [t, t, f, f, f], [t, t, t, f, f], [t, t, t, t, f], [t, t, f, f, t]],
+        [[t, f, f, f, f], [t, t, f, f, f], [t, t, t, f, f], [t, t, t, t, f], [t, t, t, t, t]],
+    ]
+    assert packed.answer_at.tolist() == [2, 3, 4, 7, 8, 9]
+    # Both answers' first tokens are predicted by the prompt's last token (column 1).
+    assert packed.reads.tolist() == [1, 2, 1, 6, 7, 8]
+    assert packed.kept_columns.tolist() == [1, 2, 3]
+    assert packed.answer_in_kept.tolist() == [0, 1, 0, 3, 4, 5]
+    assert packing_pays(batch)  # 3 rows -> 2, and a third of the tokens fewer
 
 
 def test_packed_forwards_equal_the_padded_ones():
@@ -165,6 +187,29 @@ def test_packed_forwards_equal_the_padded_ones():
     by_row = rollout_forwards(policy, reference, value, batch, 1.0, layout="packed", rows_per_forward=1)
     for name in ("logprobs", "ref_logprobs", "values", "entropy"):
         torch.testing.assert_close(getattr(by_row, name)[mask], getattr(whole, name)[mask], atol=1e-5, rtol=0)
+
+
+def test_shared_prompt_forwards_and_gradients_equal_the_padded_ones():
+    """Four samples of two prompts (different lengths), packed with one copy of each prompt: the same log-probs,
+    values and gradients as the padded batch, where every row holds its own copy."""
+    prompts = [[1, 5, 6, 7]] * 2 + [[1, 9]] * 2
+    answers = [[10, 11, 2], [12], [13, 14, 15, 2], [16, 17]]
+    batch = pack_sequences(prompts, answers, pad_id=0, eos_id=2)
+    assert pack_rows(batch).attention_mask is not None
+    mask = batch.response_mask
+    results = {}
+    for layout in ("padded", "packed"):
+        policy, value = small_models()
+        logprobs, entropy = policy_logprobs(policy, batch, 0.7, layout, entropy=True)
+        values = value_estimates(value, batch, layout)
+        (logprobs[mask].sum() + values[mask].square().sum()).backward()
+        grads = [p.grad.clone() for p in [*policy.parameters(), *value.parameters()] if p.grad is not None]
+        results[layout] = (logprobs[mask], entropy[mask], values[mask], grads)
+    for padded, packed in zip(results["padded"][:3], results["packed"][:3]):
+        torch.testing.assert_close(packed, padded, atol=1e-5, rtol=0)
+    assert len(results["padded"][3]) == len(results["packed"][3]) > 0
+    for padded, packed in zip(results["padded"][3], results["packed"][3]):
+        torch.testing.assert_close(packed, padded, atol=1e-5, rtol=1e-4)
 
 
 def test_generation_records_the_old_log_probs_the_policy_forward_would_compute():
@@ -420,6 +465,22 @@ def test_mini_batches_cover_every_row_once():
     assert sorted(torch.cat(parts).tolist()) == list(range(10))
 
 
+def test_mini_batches_keep_a_prompts_samples_together():
+    parts = mini_batches(12, 6, torch.Generator().manual_seed(1), group=3)
+    assert [len(p) for p in parts] == [6, 6]
+    assert sorted(torch.cat(parts).tolist()) == list(range(12))
+    for part in parts:
+        runs = part.view(-1, 3)
+        assert (runs[:, 0] % 3 == 0).all() and (runs.diff(dim=1) == 1).all()  # rows 3k, 3k+1, 3k+2 in order
+    orders = {
+        tuple(torch.cat(mini_batches(12, 6, torch.Generator().manual_seed(s), group=3)).tolist())
+        for s in range(8)
+    }
+    assert len(orders) > 1  # still shuffled
+    with pytest.raises(ValueError, match="10 rows do not split into groups of 3"):
+        mini_batches(10, 5, torch.Generator(), group=3)
+
+
 def test_optimizer_takes_the_configured_adamw_settings():
     policy, _ = small_models()
     opt = make_optimizer(policy, 1e-6, train_cfg())
@@ -668,7 +729,7 @@ def ppo_loop(reward_of_tokens, iterations: int, seed: int = 0) -> list[float]:
     value = ValueModel(
         no_dropout(load_sequence_classifier(SMALL, None, seed=seed + 1, pad_token_id=0, vocab_size=vocab))
     )
-    cfg = train_cfg(lr=1e-2, mini_batch_size=16, micro_batch_size=8, weight_decay=0.0)
+    cfg = train_cfg(lr=1e-2, mini_batch_size=16, micro_batch_size=8, weight_decay=0.0, samples_per_prompt=4)
     learner, moments = learner_for(policy, value, cfg), RunningMoments()
     generator, shuffle = HFGenerator(policy, encoder, batch_size=32), torch.Generator().manual_seed(seed)
     dialogs = [[{"role": "user", "content": f"Question {i}?"}] for i in range(8)]
