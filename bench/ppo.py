@@ -291,10 +291,11 @@ def run_ours(args, workdir: Path) -> dict:
     from chat.format import ChatEncoder
     from generation import HFGenerator, SamplingParams
     from ppo.ppo_models import ValueModel, freeze, no_dropout
+    from ppo.ppo_scoring import SharedPromptScorer
     from ppo.rewards import RunningMoments
     from ppo.rollout import collect_rollout, out_of_inference_mode, pack_sequences, sequence_scores
     from ppo.trainer import Learner, make_optimizer, ppo_update
-    from reward.scoring import RewardScorer, score_answers
+    from reward.scoring import score_answers
 
     torch.manual_seed(args.seed)
     setup = json.loads((workdir / "prompts.json").read_text())
@@ -319,7 +320,7 @@ def run_ours(args, workdir: Path) -> dict:
         LocalBackward(),
     )
     generator = HFGenerator(policy, encoder, batch_size=answers)
-    scorer = RewardScorer(reward, encoder, batch_size=answers)
+    scorer = SharedPromptScorer(reward, encoder, batch_size=answers)  # as ppo/train.py scores
     # One row per answer, a prompt's answers next to each other (as ppo/train.py lays them out).
     dialogs = [d for d in setup["dialogs"][: args.batch] for _ in range(args.samples_per_prompt)]
     prompt_ids = [ids for ids in setup["ids"][: args.batch] for _ in range(args.samples_per_prompt)]

@@ -19,7 +19,7 @@ from ppo.checkpoint import checkpoints, last_checkpoint, load_checkpoint, save_c
 from ppo.config import check_train_config
 from ppo.ppo_models import ValueModel, freeze, no_dropout, reference_model, token_logprobs
 from ppo.ppo_prompts import iteration_prompts, prompt_pools, split_heldout
-from ppo.ppo_scoring import EarlyStopping
+from ppo.ppo_scoring import EarlyStopping, SharedPromptScorer, shared_prefix_lengths
 from ppo.rewards import RunningMoments
 from ppo.rollout import (
     baselined,
@@ -40,6 +40,7 @@ from ppo.rollout import (
     whiten_scores,
 )
 from ppo.trainer import Learner, make_optimizer, mini_batches, ppo_update
+from reward.scoring import RewardScorer
 
 T = torch.tensor
 VOCAB = 64
@@ -607,6 +608,27 @@ def test_heldout_split_is_disjoint_and_seeded():
     assert split_heldout(items, 5, seed=0) == (train, held)
     with pytest.raises(ValueError, match="heldout"):
         split_heldout(items, 20, seed=0)
+
+
+def test_shared_prefix_lengths_by_hand():
+    sequences = [[1, 5, 6, 8, 2], [1, 5, 6, 9, 2], [1, 5, 7, 2], [1, 5, 6, 8, 2], [1, 4, 2]]
+    # Key a: [1, 5] in common with the third; key b: identical sequences keep their last token; key c alone.
+    assert shared_prefix_lengths(sequences, ["a", "a", "a", "b", "c"]) == [2, 2, 2, 4, 2]
+    assert shared_prefix_lengths(sequences[:2], ["a", "a"]) == [3, 3]
+
+
+def test_the_shared_prompt_scorer_gives_the_padded_scorers_scores():
+    encoder = ChatEncoder.from_path(TINY_TOKENIZER_DIR)
+    vocab = encoder.tokenizer.vocab_size
+    rm = freeze(load_sequence_classifier(SMALL, None, seed=4, pad_token_id=0, vocab_size=vocab))
+    long = [{"role": "user", "content": "A longer question, with more words in it than the other one?"}]
+    short = [{"role": "user", "content": "Why?"}]
+    dialogs = [long, long, long, short, short, long]
+    answers = ["Because it is.", "Because it is not.", "No.", "Because.", "Because.", "Yes, it is."]
+    padded = RewardScorer(rm, encoder, batch_size=4).score(dialogs, answers)
+    shared = SharedPromptScorer(rm, encoder, batch_size=4).score(dialogs, answers)
+    torch.testing.assert_close(shared, padded, atol=1e-5, rtol=0)
+    assert padded.std() > 1e-4  # the answers do score differently
 
 
 def test_early_stopping_counts_evaluations_without_improvement():
