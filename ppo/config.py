@@ -156,6 +156,18 @@ def check_train_config(train) -> None:
         raise ValueError("train.iterations and train.save_every must be >= 1")
 
 
+def check_attention_for_layout(train, model) -> None:
+    """Packed rows share a prompt among its samples through a 4-D attention mask, which flash_attention_2 does
+    not take: raise naming the keys rather than let it attend across answers."""
+    shares = train.samples_per_prompt > 1 and train.layout != "padded"
+    if shares and model.attn_implementation == "flash_attention_2":
+        raise ValueError(
+            f"train.layout={train.layout} with train.samples_per_prompt={train.samples_per_prompt} shares each "
+            "prompt among its samples through a 4-D attention mask, which model.attn_implementation="
+            "flash_attention_2 does not take: set model.attn_implementation=sdpa or train.layout=padded"
+        )
+
+
 def by_experiment(plain, safety, *, _root_):
     """``${by_experiment:A,B}`` in a PPO config reads A for plain PPO and B for +experiment=safety: a default
     that differs between the two runs. An override on the command line replaces the whole expression."""

@@ -112,8 +112,8 @@ class PackedRows:
 
     Rows whose prompts are the same tokens (a prompt's samples) share one copy of the prompt: its answers follow
     it one after another, each attending to the prompt and to itself only, with positions continuing from the
-    prompt's end, so each answer sees exactly what it would see alone. With 4 samples of the built-in world's
-    prompts that is a third of the tokens. Sharing needs ``attention_mask`` (4-D, True where a column may
+    prompt's end, so each answer sees exactly what it would see alone. With 4 samples a prompt, as the tiny
+    PPO config draws them, that is 34% of the tokens (the world's prompts average 67 tokens, the answers 9). Sharing needs ``attention_mask`` (4-D, True where a column may
     attend); without shared prompts it is None and position ids that restart at each sequence keep each one's
     attention to itself (as in padding-free SFT), which lets transformers pick its padding-free kernels."""
 

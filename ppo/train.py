@@ -37,7 +37,7 @@ from pipeline.oracle_eval import oracle_metrics
 from pipeline.stage import Stage, find_policy, write_json
 from pipeline.tracking import start_tracking
 from ppo.checkpoint import last_checkpoint, load_checkpoint, save_checkpoint
-from ppo.config import check_train_config, stage_of
+from ppo.config import check_attention_for_layout, check_train_config, stage_of
 from ppo.ppo_models import ValueModel, freeze, no_dropout, uses_lora
 from ppo.ppo_prompts import iteration_prompts, prompt_pools, split_heldout
 from ppo.ppo_scoring import EarlyStopping, RewardModels, load_reward_models
@@ -135,6 +135,7 @@ def main(cfg: DictConfig) -> None:
 
     stage_name = cfg.stage or stage_of(cfg.experiment)
     check_train_config(cfg.train)
+    check_attention_for_layout(cfg.train, cfg.model)
     stage = Stage(cfg.run, stage_name)
     if not stage.begin_or_skip():
         return

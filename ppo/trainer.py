@@ -40,14 +40,11 @@ def make_optimizer(model, lr: float, train_cfg) -> torch.optim.AdamW:
         return torch.optim.AdamW(params, **settings)
 
 
-def mini_batches(rows: int, size: int, generator: torch.Generator, group: int = 1) -> list[Tensor]:
-    """A random permutation of the rows cut into mini-batches of ``size`` (the last may be smaller). With
-    ``group`` > 1 the rows come in runs of that many consecutive ones (a prompt's samples) that stay together,
-    so that a micro-batch's forward computes their shared prompt once (PackedRows)."""
-    if group < 1 or rows % group:
-        raise ValueError(f"{rows} rows do not split into groups of {group}")
-    starts = torch.randperm(rows // group, generator=generator) * group
-    order = (starts[:, None] + torch.arange(group)).flatten()
+def mini_batches(rows: int, size: int, generator: torch.Generator) -> list[Tensor]:
+    """A random permutation of the rows cut into mini-batches of ``size`` (the last may be smaller). A prompt's
+    samples land where they fall: kept together (so that a micro-batch shares their prompt) the tiny trained
+    bench ran 1.3x faster but gained less in each of three seeds (bench/RESULTS.md, session 15)."""
+    order = torch.randperm(rows, generator=generator)
     return [order[start : start + size] for start in range(0, rows, size)]
 
 
@@ -132,7 +129,7 @@ def ppo_update(learner: Learner, rollout: Rollout, train_cfg, generator: torch.G
     stats = UpdateStats()
     rows = rollout.batch.input_ids.shape[0]
     for _ in range(train_cfg.ppo_epochs):
-        for mini in mini_batches(rows, train_cfg.mini_batch_size, generator, train_cfg.samples_per_prompt):
+        for mini in mini_batches(rows, train_cfg.mini_batch_size, generator):
             learner.zero_grad()
             micro = [
                 mini[s : s + train_cfg.micro_batch_size]

@@ -16,7 +16,7 @@ from chat.format import ChatEncoder
 from generation import HFGenerator, SamplingParams
 from pipeline.config import ModelConfig, PeftConfig
 from ppo.checkpoint import checkpoints, last_checkpoint, load_checkpoint, save_checkpoint
-from ppo.config import check_train_config
+from ppo.config import check_attention_for_layout, check_train_config
 from ppo.ppo_models import ValueModel, freeze, no_dropout, reference_model, token_logprobs
 from ppo.ppo_prompts import iteration_prompts, prompt_pools, split_heldout
 from ppo.ppo_scoring import EarlyStopping, SharedPromptScorer, shared_prefix_lengths
@@ -466,22 +466,6 @@ def test_mini_batches_cover_every_row_once():
     assert sorted(torch.cat(parts).tolist()) == list(range(10))
 
 
-def test_mini_batches_keep_a_prompts_samples_together():
-    parts = mini_batches(12, 6, torch.Generator().manual_seed(1), group=3)
-    assert [len(p) for p in parts] == [6, 6]
-    assert sorted(torch.cat(parts).tolist()) == list(range(12))
-    for part in parts:
-        runs = part.view(-1, 3)
-        assert (runs[:, 0] % 3 == 0).all() and (runs.diff(dim=1) == 1).all()  # rows 3k, 3k+1, 3k+2 in order
-    orders = {
-        tuple(torch.cat(mini_batches(12, 6, torch.Generator().manual_seed(s), group=3)).tolist())
-        for s in range(8)
-    }
-    assert len(orders) > 1  # still shuffled
-    with pytest.raises(ValueError, match="10 rows do not split into groups of 3"):
-        mini_batches(10, 5, torch.Generator(), group=3)
-
-
 def test_optimizer_takes_the_configured_adamw_settings():
     policy, _ = small_models()
     opt = make_optimizer(policy, 1e-6, train_cfg())
@@ -660,6 +644,17 @@ def test_config_checks_name_the_key():
             check_train_config(OmegaConf.merge(base, key if isinstance(key, dict) else {key: bad}))
 
 
+def test_shared_prompts_refuse_flash_attention_by_name():
+    train = OmegaConf.create(dict(samples_per_prompt=4, layout="auto"))
+    with pytest.raises(ValueError, match="model.attn_implementation=sdpa or train.layout=padded"):
+        check_attention_for_layout(train, ModelConfig(attn_implementation="flash_attention_2"))
+    check_attention_for_layout(train, ModelConfig(attn_implementation="sdpa"))
+    padded = OmegaConf.merge(train, {"layout": "padded"})
+    check_attention_for_layout(padded, ModelConfig(attn_implementation="flash_attention_2"))
+    one = OmegaConf.merge(train, {"samples_per_prompt": 1})  # nothing shared: no mask
+    check_attention_for_layout(one, ModelConfig(attn_implementation="flash_attention_2"))
+
+
 @pytest.mark.parametrize(
     ("model", "beta"), [("llama2-7b", 0.01), ("llama2-13b", 0.01), ("llama2-70b", 0.005)]
 )
@@ -751,7 +746,7 @@ def ppo_loop(reward_of_tokens, iterations: int, seed: int = 0) -> list[float]:
     value = ValueModel(
         no_dropout(load_sequence_classifier(SMALL, None, seed=seed + 1, pad_token_id=0, vocab_size=vocab))
     )
-    cfg = train_cfg(lr=1e-2, mini_batch_size=16, micro_batch_size=8, weight_decay=0.0, samples_per_prompt=4)
+    cfg = train_cfg(lr=1e-2, mini_batch_size=16, micro_batch_size=8, weight_decay=0.0)
     learner, moments = learner_for(policy, value, cfg), RunningMoments()
     generator, shuffle = HFGenerator(policy, encoder, batch_size=32), torch.Generator().manual_seed(seed)
     dialogs = [[{"role": "user", "content": f"Question {i}?"}] for i in range(8)]
