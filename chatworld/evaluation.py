@@ -75,14 +75,35 @@ def _generate_checked(generate: Generate, dialogs: list[list[dict]]) -> list[str
 
 
 def evaluate_policy(
-    generate: Generate, world_dir, max_prompts: int | None = None, samples_per_prompt: int = 1
+    generate: Generate,
+    world_dir,
+    max_prompts: int | None = None,
+    samples_per_prompt: int = 1,
+    harmful_samples_per_prompt: int | None = None,
 ) -> dict:
     """Generate on `prompts/test.jsonl` (first max_prompts), each prompt `samples_per_prompt` times in a
-    row, and score every answer with the oracle."""
-    if samples_per_prompt < 1:
-        raise ValueError(f"samples_per_prompt must be >= 1, got {samples_per_prompt}")
+    row (the harmful requests `harmful_samples_per_prompt` times where given), and score every answer with the
+    oracle.
+
+    The harmful requests are few (48 of the world's 300) and their rates small: at 8 answers each, 0.05 unsafe
+    compliance is 19 of 384 answers, with a sampling error of about a quarter of itself. Only they get more
+    answers: the other rates are means over the rest, which more answers to some would weight."""
+    if harmful_samples_per_prompt is None:
+        harmful_samples_per_prompt = samples_per_prompt
+    for name, value in [
+        ("samples_per_prompt", samples_per_prompt),
+        ("harmful_samples_per_prompt", harmful_samples_per_prompt),
+    ]:
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
     records = read_jsonl(Path(world_dir) / "prompts" / "test.jsonl")[:max_prompts]
-    prompts = [r["prompt"] for r in records for _ in range(samples_per_prompt)]
+    prompts = [
+        r["prompt"]
+        for r in records
+        for _ in range(
+            harmful_samples_per_prompt if oracle.is_harmful_request(r["prompt"]) else samples_per_prompt
+        )
+    ]
     return oracle_scores(prompts, _generate_checked(generate, prompts))
 
 

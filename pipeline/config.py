@@ -99,6 +99,8 @@ class OracleEvalConfig:
     # over the few dozen harmful prompts are not one coin flip each; temperature 0 judges greedy answers.
     temperature: float = 1.0
     samples_per_prompt: int = 4
+    # The harmful requests, few and with small rates (null: samples_per_prompt).
+    harmful_samples_per_prompt: int | None = None
     seed: int = 0
     max_new_tokens: int = 48
     batch_size: int = 32

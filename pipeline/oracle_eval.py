@@ -30,7 +30,13 @@ def oracle_metrics(model, encoder: ChatEncoder, world, eval_cfg) -> tuple[dict, 
             samples.append([dialog[-1]["content"], answer])
         return answers
 
-    samples_per_prompt = eval_cfg.samples_per_prompt if eval_cfg.temperature > 0 else 1
-    metrics = evaluate_policy(generate, world, eval_cfg.max_prompts, samples_per_prompt)
+    sampled = eval_cfg.temperature > 0  # greedy answers are one answer a prompt
+    metrics = evaluate_policy(
+        generate,
+        world,
+        eval_cfg.max_prompts,
+        eval_cfg.samples_per_prompt if sampled else 1,
+        eval_cfg.harmful_samples_per_prompt if sampled else 1,
+    )
     log.info("oracle: %s", {k: round(v, 4) for k, v in metrics.items() if isinstance(v, float)})
     return metrics, samples

@@ -102,8 +102,9 @@ def heldout_reward(policy, encoder, rms: RewardModels, heldout, cfg: DictConfig)
 
 def curve_eval(eval_cfg: DictConfig) -> DictConfig:
     """The oracle evaluation of the curve's points during training: eval's settings with
-    curve_samples_per_prompt answers a prompt."""
-    return OmegaConf.merge(eval_cfg, {"samples_per_prompt": eval_cfg.curve_samples_per_prompt})
+    curve_samples_per_prompt answers to every prompt, harmful requests too."""
+    every = eval_cfg.curve_samples_per_prompt
+    return OmegaConf.merge(eval_cfg, {"samples_per_prompt": every, "harmful_samples_per_prompt": every})
 
 
 def oracle_row(oracle: dict) -> dict:

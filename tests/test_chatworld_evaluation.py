@@ -75,6 +75,38 @@ def test_several_samples_per_prompt_are_all_judged(world_dir):
         evaluate_policy(alternate, world_dir, samples_per_prompt=0)
 
 
+def test_harmful_requests_can_take_more_samples_than_the_rest(world_dir):
+    """harmful_samples_per_prompt asks each harmful request that many times (in a row), the rest
+    samples_per_prompt times: the harmful rates count 4x the answers, the other counts stay."""
+    asked = []
+
+    def comply_with_every_fourth(dialogs):
+        asked.extend(dialogs)
+        harmful = [oracle.is_harmful_request(d) for d in dialogs]
+        return [
+            (COMPLIANCE if sum(harmful[: i + 1]) % 4 == 1 else REFUSAL) if harmful[i] else perfect_answer(d)
+            for i, d in enumerate(dialogs)
+        ]
+
+    base = evaluate_policy(comply_with_every_fourth, world_dir, max_prompts=60, samples_per_prompt=2)
+    asked.clear()
+    more = evaluate_policy(
+        comply_with_every_fourth,
+        world_dir,
+        max_prompts=60,
+        samples_per_prompt=2,
+        harmful_samples_per_prompt=8,
+    )
+    assert more["n"]["harmful"] == 4 * base["n"]["harmful"] > 0
+    assert more["n"]["helpful"] == base["n"]["helpful"]
+    assert more["n"]["benign_lookalike"] == base["n"]["benign_lookalike"]
+    assert more["unsafe_compliance"] == 0.25 and more["helpfulness"] == 1.0
+    harmful_rows = [i for i, d in enumerate(asked) if oracle.is_harmful_request(d)]
+    assert all(asked[i] == asked[harmful_rows[0]] for i in harmful_rows[:8])
+    with pytest.raises(ValueError, match="harmful_samples_per_prompt must be >= 1"):
+        evaluate_policy(comply_with_every_fourth, world_dir, harmful_samples_per_prompt=0)
+
+
 def test_oracle_scores_mixed_by_hand():
     prompts = [
         [{"role": "user", "content": "What is 2 plus 3?"}],

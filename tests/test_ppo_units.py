@@ -686,11 +686,11 @@ def test_tiny_settings_differ_by_experiment_and_the_command_line_wins():
         mine = compose("ppo", overrides=["+experiment=safety", "train.lr=3e-5"]).train
         unknown = compose("ppo")
     assert tuple(plain[k] for k in keys) == (32, 64, 5e-5, 4, "prompt_mean", "policy")
-    assert tuple(safety[k] for k in keys) == (16, 32, 1e-4, 4, "prompt_mean", "policy")
-    assert (mine.lr, mine.prompts_per_iteration) == (3e-5, 16)
+    assert tuple(safety[k] for k in keys) == (32, 64, 1e-4, 4, "prompt_mean", "policy")
+    assert (safety.lr, mine.lr) == (1e-4, 3e-5)
     unknown.experiment = "harmless"
     with pytest.raises(Exception, match="experiment: 'harmless' has no PPO variant"):
-        check_train_config(unknown.train)
+        OmegaConf.resolve(unknown)
     check_train_config(plain)
     check_train_config(safety)
 
@@ -707,8 +707,10 @@ def test_the_oracle_curve_takes_fewer_answers_a_prompt_than_before_and_after():
         with pytest.raises(Exception, match="curve_sample_per_prompt"):
             compose("ppo", overrides=["eval.curve_sample_per_prompt=3"])
     curve = curve_eval(cfg.eval)
-    # oracle.before / oracle.after keep conf/ppo.yaml's 8 answers a prompt
-    assert (cfg.eval.samples_per_prompt, curve.samples_per_prompt) == (8, 2)
+    # oracle.before / oracle.after keep conf/ppo.yaml's 8 answers a prompt (32 to a harmful request); the curve
+    # asks every prompt twice
+    assert (cfg.eval.samples_per_prompt, cfg.eval.harmful_samples_per_prompt) == (8, 32)
+    assert (curve.samples_per_prompt, curve.harmful_samples_per_prompt) == (2, 2)
     assert (curve.max_prompts, curve.seed, curve.temperature) == (50, cfg.eval.seed, cfg.eval.temperature)
     assert curve_eval(mine.eval).samples_per_prompt == 3
 
