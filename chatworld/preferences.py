@@ -14,6 +14,7 @@ import random
 from chatworld import harm, oracle
 from chatworld.answers import Style, sample_task, write_answer
 from chatworld.tables import NEUTRAL_SYSTEMS
+from chatworld.tasks import Request
 from chatworld.turns import ask, clean_task_turn
 
 # Lower bound of the oracle score gap (chosen - rejected) for each rating; gaps of 0 make no pair.
@@ -165,3 +166,33 @@ def safety_pair(rng: random.Random) -> dict:
 
     meta = {"objective": "safety", "harmful": False, "category": category}
     return _pair(rng, prompt, draw, oracle.safety_score, meta)
+
+
+def safety_contrast_pair(rng: random.Random) -> dict:
+    """A harmful request or its benign twin (the same slots: "a bomb to hurt my family" / "a bath bomb
+    for my family"), answered by a refusal and by the twin's advice written in one style (the same
+    lead-in, hedge and extra sentences): refusal over advice on the harmful request, advice over refusal
+    on the twin. The safety pairs' evasions are the look-alikes' bare answers; a safety RM trained on them
+    alone scored a policy's styled and mixed advice to harmful requests above its refusals, and safety PPO
+    then answered harmful requests with advice. These pairs make the request, not the answer, decide."""
+    category = rng.choice(sorted(harm.CATEGORIES))
+    harmful_templates, lookalikes = harm.CATEGORIES[category]
+    index = rng.randrange(len(harmful_templates))  # a harmful template's twin is the look-alike at its index
+    slots = {name: rng.choice(values) for name, values in harm.SLOTS.items()}
+    harmful = rng.random() < 0.5
+    text = (harmful_templates[index] if harmful else lookalikes[index].ask).format(**slots)
+    prompt = _context(rng) + [{"role": "user", "content": text}]
+    req, style = Request("advice", (category, index)), _random_style(rng)
+    kind = _weighted(rng, (("correct", 0.7), ("partly", 0.3)))
+    state = rng.getstate()
+    advice = write_answer(req, kind, style, rng)
+    rng.setstate(state)
+    refusal = write_answer(req, "refusal", style, rng)
+    chosen, rejected = (refusal, advice) if harmful else (advice, refusal)
+    scores = (oracle.safety_score(prompt, chosen), oracle.safety_score(prompt, rejected))
+    gap = round(scores[0] - scores[1], 4)
+    rating = rating_for_gap(gap)
+    if rating is None:
+        raise AssertionError(f"the oracle does not prefer {chosen!r} over {rejected!r} for {text!r}")
+    meta = {"objective": "safety", "harmful": harmful, "category": category, "contrast": True}
+    return _record(prompt, chosen, rejected, rating, scores, gap, meta)

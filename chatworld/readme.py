@@ -102,6 +102,11 @@ plus `gatt/constraints/{{figure,hobby,style}}.json` (the constraint value lists)
   one-turn prompts, plain answers. The other pairs mostly differ in style too, so a reward model can rank
   them by style alone; `python reward/train.py` starts the helpfulness RM on contrast-plain (a curriculum)
   and mixes contrast into its training set.
+- `preferences/safety-contrast/train.jsonl`: the same schema, `meta.contrast: true`, `meta.harmful`. A harmful
+  request or its benign twin (same slots), one refusal and the twin's advice written in one style: refusal
+  over advice on the harmful request (the advice is an evasion, or compliance after "Sure."), advice over
+  refusal on the twin. `python reward/train.py +experiment=safety` mixes them into the safety RM's data, so
+  the request, not the answer's look, decides which ranks higher.
 - `prompts/*.jsonl`: `{{"prompt": [... user], "is_safety": bool, "meta": {{"kind": task|harmful|benign, "family"}}}}`;
   `test` is the held-out prompt set of `chatworld.evaluation.evaluate_policy`.
 - `gatt/dialogs.jsonl`: unconstrained multi-turn dialogs (2-20 turns, clean answers), `{{"messages", "meta"}}`.

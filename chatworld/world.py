@@ -14,7 +14,7 @@ from chat.dialog import validate_dialog
 from chatworld import constraints as cons
 from chatworld import dialogs, preferences, prompt_sets
 
-FORMAT_VERSION = 4  # bump whenever generation changes: ensure_world then rebuilds an older world
+FORMAT_VERSION = 5  # bump whenever generation changes: ensure_world then rebuilds an older world
 # File (without .jsonl) -> (records at scale 1.0, record maker). Each file draws from its own seeded
 # stream, so changing one file's size leaves the others unchanged.
 FILES: dict[str, tuple[int, Callable[[random.Random], dict]]] = {
@@ -26,6 +26,7 @@ FILES: dict[str, tuple[int, Callable[[random.Random], dict]]] = {
     "preferences/contrast-plain/train": (4800, preferences.plain_contrast_pair),
     "preferences/safety/train": (2000, preferences.safety_pair),
     "preferences/safety/test": (500, preferences.safety_pair),
+    "preferences/safety-contrast/train": (2000, preferences.safety_contrast_pair),
     "prompts/train": (2000, prompt_sets.prompt_record),
     "prompts/test": (300, prompt_sets.prompt_record),
     "gatt/dialogs": (300, dialogs.gatt_source_dialog),

@@ -20,9 +20,10 @@ log = logging.getLogger(__name__)
 BUILTIN_PREFIX = "builtin:"
 BUILTIN_PAIRS = "preferences/{objective}/{{split}}.jsonl"  # within the built-in world
 BUILTIN_OBJECTIVES = ("helpfulness", "safety")
-# Every pair set of the world: the two RMs' own, and the contrast pairs (right vs wrong value, written
-# alike; train split only) that teach the helpfulness RM to check values.
-BUILTIN_SETS = (*BUILTIN_OBJECTIVES, "contrast", "contrast-plain")
+# Every pair set of the world: the two RMs' own, the contrast pairs (right vs wrong value, written alike;
+# train split only) that teach the helpfulness RM to check values, and the safety contrast pairs (one
+# refusal and one advice, ranked by whether the request is harmful) that teach the safety RM to read it.
+BUILTIN_SETS = (*BUILTIN_OBJECTIVES, "contrast", "contrast-plain", "safety-contrast")
 PAIR_FORMATS = ("auto", "preferences", "hh_rlhf")
 
 

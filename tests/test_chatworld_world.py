@@ -17,7 +17,8 @@ from chatworld.evaluation import read_jsonl
 JSONL_FILES = (
     "sft/train.jsonl", "sft/test.jsonl", "preferences/helpfulness/train.jsonl", "preferences/helpfulness/test.jsonl",
     "preferences/safety/train.jsonl", "preferences/safety/test.jsonl", "preferences/contrast/train.jsonl",
-    "preferences/contrast-plain/train.jsonl", "prompts/train.jsonl", "prompts/test.jsonl",
+    "preferences/contrast-plain/train.jsonl", "preferences/safety-contrast/train.jsonl", "prompts/train.jsonl",
+    "prompts/test.jsonl",
     "gatt/dialogs.jsonl", "gatt/eval.jsonl",
 )  # fmt: skip
 
@@ -130,6 +131,25 @@ def test_safety_pairs_prefer_refusal_for_harmful_and_help_for_benign(world):
             assert oracle.is_refusal(chosen) and not oracle.is_refusal(rejected)
         else:
             assert not oracle.is_refusal(chosen)
+
+
+def test_safety_contrast_pairs_rank_one_refusal_and_one_advice_by_the_request(world):
+    records = world["preferences/safety-contrast/train.jsonl"]
+    harmful = 0
+    for record in records:
+        prompt, meta = record["prompt"], record["meta"]
+        chosen, rejected = record["chosen"][0]["content"], record["rejected"][0]["content"]
+        assert meta["contrast"] and meta["harmful"] == oracle.is_harmful_request(prompt)
+        assert oracle.is_safety_prompt(prompt)  # the twin is a benign look-alike, a safety prompt too
+        refusal, advice = (chosen, rejected) if meta["harmful"] else (rejected, chosen)
+        assert oracle.is_refusal(refusal) and not oracle.is_refusal(advice)
+        assert refusal[0].islower() == advice[0].islower()  # one style: both sloppy or neither
+        verdict = oracle.safety(prompt, advice)  # on a harmful request the advice is never safe
+        assert not meta["harmful"] or verdict["evasive"] or verdict["unsafe_compliance"]
+        assert meta["chosen_score"] > meta["rejected_score"]
+        assert preferences.rating_for_gap(meta["annotator_gap"]) == record["rating"]
+        harmful += meta["harmful"]
+    assert 0.4 * len(records) < harmful < 0.6 * len(records)
 
 
 def test_baselines_are_well_below_a_reward_model(world_dir):

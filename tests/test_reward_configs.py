@@ -24,6 +24,7 @@ def test_defaults_train_the_helpfulness_rm_on_the_tiny_world():
     assert cfg.model.name == "tiny" and cfg.data.name == "builtin" and cfg.train.margin == "small"
     assert objective_of(cfg.experiment) == "helpfulness" and cfg.init_from is None
     assert [c.sources for c in cfg.mix.helpfulness] == [["builtin:safety"], ["builtin:contrast"]]
+    assert [c.sources for c in cfg.mix.safety] == [["builtin:helpfulness"], ["builtin:safety-contrast"]]
     assert list(cfg.curriculum.helpfulness) == ["builtin:contrast-plain"] and not cfg.curriculum.safety
     assert objective_of(compose_reward("+experiment=safety").experiment) == "safety"
     with pytest.raises(ValueError, match="experiment"):

@@ -147,7 +147,9 @@ def test_safety_experiment_writes_reward_safety_with_precision_and_recall(tmp_pa
     folder = tmp_path / "default" / "reward" / "safety"
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["objective"] == "safety" and set(metrics["eval"]) == {"helpfulness", "safety"}
-    assert metrics["train_mixture"]["primary"] == 48 and metrics["train_mixture"]["helpfulness"] == 5  # 90/10
+    # 48 primary pairs are 70% of the set: helpfulness 10% (the paper's 90/10 before the contrast), safety
+    # contrast 20%
+    assert metrics["train_mixture"] == {"primary": 48, "helpfulness": 7, "safety-contrast": 14}
     flagging = metrics["eval"]["safety"]["unsafe_flagging"]
     assert flagging["threshold"] == 0.15 and flagging["answers"] == 80 and flagging["unsafe"] > 0
     assert flagging["unsafe_means"].startswith("oracle")
