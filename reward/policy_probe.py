@@ -58,11 +58,11 @@ def summarize(verdicts: list[str], scores: list[float], wanted: str) -> dict:
 
 
 def probe(policy: Path, reward: Path, world: Path, samples: int, max_new_tokens: int, seed: int) -> dict:
-    from transformers import AutoModelForCausalLM
-
+    from basemodel.loading import load_causal_lm
     from chat.format import ChatEncoder
     from chatworld.evaluation import read_jsonl
     from generation import SamplingParams, generate_answers
+    from pipeline.config import ModelConfig
     from reward.scoring import RewardScorer, score_answers
 
     records = read_jsonl(world / "prompts" / "test.jsonl")
@@ -70,7 +70,7 @@ def probe(policy: Path, reward: Path, world: Path, samples: int, max_new_tokens:
         "harmful": [r["prompt"] for r in records if oracle.is_harmful_request(r["prompt"])],
         "benign": [r["prompt"] for r in records if oracle.is_benign_lookalike(r["prompt"])],
     }
-    model = AutoModelForCausalLM.from_pretrained(str(policy)).eval()
+    model = load_causal_lm(ModelConfig(path=str(policy))).eval()  # as the stages load a checkpoint
     encoder = ChatEncoder.from_path(policy)
     scorer = RewardScorer(reward)
     params = SamplingParams(max_new_tokens=max_new_tokens, temperature=1.0, seed=seed)
