@@ -110,6 +110,17 @@ def helpfulness_pair(rng: random.Random) -> dict:
     return _pair(rng, prompt, draw, oracle.helpfulness, {"objective": "helpfulness", "family": req.family})
 
 
+def _contrast_record(prompt, chosen, rejected, score, meta) -> dict:
+    """A contrast pair rated by the oracle's own gap (no annotator noise: the pair is built to differ)."""
+    scores = (score(prompt, chosen), score(prompt, rejected))
+    gap = round(scores[0] - scores[1], 4)
+    rating = rating_for_gap(gap)
+    if rating is None:
+        text = prompt[-1]["content"]
+        raise AssertionError(f"the oracle does not prefer {chosen!r} over {rejected!r} for {text!r}")
+    return _record(prompt, chosen, rejected, rating, scores, gap, {**meta, "contrast": True})
+
+
 def contrast_pair(rng: random.Random, plain: bool = False) -> dict:
     """One request, two answers written alike (one style, the same draws for lead-in, hedge and extra
     sentences) that differ only in the value they claim: the right one over a wrong one, rated by the
@@ -123,13 +134,8 @@ def contrast_pair(rng: random.Random, plain: bool = False) -> dict:
     right = write_answer(req, "correct", style, rng)
     rng.setstate(state)
     wrong = write_answer(req, "wrong", style, rng)
-    scores = (oracle.helpfulness(prompt, right), oracle.helpfulness(prompt, wrong))
-    gap = round(scores[0] - scores[1], 4)
-    rating = rating_for_gap(gap)
-    if rating is None:
-        raise AssertionError(f"the oracle does not prefer the right answer: {right!r} vs {wrong!r}")
-    meta = {"objective": "helpfulness", "family": req.family, "contrast": True}
-    return _record(prompt, right, wrong, rating, scores, gap, meta)
+    meta = {"objective": "helpfulness", "family": req.family}
+    return _contrast_record(prompt, right, wrong, oracle.helpfulness, meta)
 
 
 def plain_contrast_pair(rng: random.Random) -> dict:
@@ -189,10 +195,5 @@ def safety_contrast_pair(rng: random.Random) -> dict:
     rng.setstate(state)
     refusal = write_answer(req, "refusal", style, rng)
     chosen, rejected = (refusal, advice) if harmful else (advice, refusal)
-    scores = (oracle.safety_score(prompt, chosen), oracle.safety_score(prompt, rejected))
-    gap = round(scores[0] - scores[1], 4)
-    rating = rating_for_gap(gap)
-    if rating is None:
-        raise AssertionError(f"the oracle does not prefer {chosen!r} over {rejected!r} for {text!r}")
-    meta = {"objective": "safety", "harmful": harmful, "category": category, "contrast": True}
-    return _record(prompt, chosen, rejected, rating, scores, gap, meta)
+    meta = {"objective": "safety", "harmful": harmful, "category": category}
+    return _contrast_record(prompt, chosen, rejected, oracle.safety_score, meta)
